@@ -1,0 +1,1 @@
+"""Builtin plugins. They register through the ``resticm`` entry-point group like any plugin."""

@@ -1,0 +1,246 @@
+"""The configuration as attrs models: pure data, no I/O.
+
+Keys keep the Go resticm names and meanings (attribute name = YAML key), so an
+existing ``config.yaml`` loads unchanged. Additions are marked. Loading and
+validation live in :mod:`resticm_core.config_file` and :mod:`resticm_core.converter`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from .hooks import DEFAULT_HOOK_TIMEOUT, Hook
+
+PRIMARY = "primary"
+#: Words that mark an ``env:`` variable as a secret (its value is redacted everywhere).
+SECRET_NAME_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL", "PASS")
+
+
+def _secret_env(env: Mapping[str, str]) -> list[str]:
+    return [v for k, v in env.items() if any(w in k.upper() for w in SECRET_NAME_WORDS)]
+
+
+def _secret() -> str | None:
+    # repr=False keeps secrets out of reprs, tracebacks and debug logs.
+    return attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Retention:
+    """``retention:``. Absent keys keep the Go tool's defaults; ``0`` or ``""`` turns one off."""
+
+    keep_last: int = 0  #: addition
+    keep_within: str = "7d"
+    keep_hourly: int = 24
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 12
+    keep_yearly: int = 5
+    keep_tags: tuple[str, ...] = ()  #: addition
+    #: addition: restic's ``--group-by``; None keeps restic's default (host,paths).
+    group_by: str | None = None
+
+    def forget_args(self) -> list[str]:
+        """The ``restic forget`` policy flags, in the Go tool's order."""
+        args: list[str] = []
+        if self.keep_last > 0:
+            args += ["--keep-last", str(self.keep_last)]
+        if self.keep_within:
+            args += ["--keep-within", self.keep_within]
+        for name in ("hourly", "daily", "weekly", "monthly", "yearly"):
+            value = getattr(self, f"keep_{name}")
+            if value > 0:
+                args += [f"--keep-{name}", str(value)]
+        for tag in self.keep_tags:
+            args += ["--keep-tag", tag]
+        if self.group_by is not None:
+            args += ["--group-by", self.group_by]
+        return args
+
+    @property
+    def empty(self) -> bool:
+        """True when no rule is set: restic would keep everything."""
+        return not any(a.startswith("--keep") for a in self.forget_args())
+
+
+@attrs.frozen(kw_only=True)
+class Backend:
+    """``backends.<name>``: a copy target (or a repository ``backend use`` selects)."""
+
+    repository: str
+    password: str | None = _secret()
+    password_file: str | None = None  #: addition
+    password_command: str | None = None  #: addition
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = attrs.field(default="", repr=False)
+    #: addition: extra environment for restic on this repository (B2_*, AZURE_*...).
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Repository:
+    """A resolved repository: the primary or a backend, with its credentials."""
+
+    #: ``primary`` or the backend's name.
+    name: str
+    url: str
+    password: str | None = _secret()
+    password_file: str | None = None
+    password_command: str | None = None
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = attrs.field(default="", repr=False)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def has_password_source(self) -> bool:
+        return bool(self.password or self.password_file or self.password_command)
+
+
+@attrs.frozen(kw_only=True)
+class PhaseHooks:
+    """``hooks:``. Each phase is a list of hook entries run in order.
+
+    A phase may be written as one string (a path or ``python:mod:func``) as in the
+    Go tool, or as a list of strings and mappings with an explicit ``kind``.
+    """
+
+    pre_backup: tuple[Hook, ...] = ()
+    post_backup: tuple[Hook, ...] = ()
+    on_success: tuple[Hook, ...] = ()
+    on_error: tuple[Hook, ...] = ()
+    #: addition, written ``finally:`` in YAML: runs last on every path.
+    finally_: tuple[Hook, ...] = ()
+    #: addition: variables added to every hook's environment.
+    environment: Mapping[str, str] = attrs.field(factory=dict)
+    #: addition: default timeout in seconds for hooks that set none.
+    timeout: float = DEFAULT_HOOK_TIMEOUT
+
+    def for_phase(self, phase: str) -> tuple[Hook, ...]:
+        hooks: tuple[Hook, ...] = getattr(self, "finally_" if phase == "finally" else phase)
+        return hooks
+
+    @property
+    def any(self) -> bool:
+        return any(
+            (self.pre_backup, self.post_backup, self.on_success, self.on_error, self.finally_)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class NotificationProvider:
+    """``notifications.providers[]`` in the Go tool's shape."""
+
+    type: str
+    url: str = attrs.field(default="", repr=False)
+    token: str = attrs.field(default="", repr=False)
+    channel: str = ""
+    options: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Notifications:
+    """``notifications:``."""
+
+    enabled: bool = False
+    notify_on_success: bool = False
+    notify_on_error: bool = False
+    providers: tuple[NotificationProvider, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Logging:
+    """``logging:``."""
+
+    file: str = "/var/log/resticm/resticm.log"
+    max_size_mb: int = 10
+    max_files: int = 5
+    level: str = "info"
+    console: bool = True
+    json: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """A whole resticm configuration."""
+
+    repository: str
+    password: str | None = _secret()
+    password_file: str | None = None  #: addition
+    password_command: str | None = None  #: addition
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = attrs.field(default="", repr=False)
+    #: addition: extra environment for restic on the primary repository.
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    directories: tuple[str, ...] = ()
+    exclude_patterns: tuple[str, ...] = ()
+    exclude_file: str = ""
+    retention: Retention = attrs.field(factory=Retention)
+    deep_check_interval_days: int = 30
+    default_tags: tuple[str, ...] = ()
+    backends: Mapping[str, Backend] = attrs.field(factory=dict)
+    copy_to_backends: tuple[str, ...] = ()
+    #: addition: how many copy backends are served at once.
+    copy_concurrency: int = 2
+    hooks: PhaseHooks = attrs.field(factory=PhaseHooks)
+    notifications: Notifications = attrs.field(factory=Notifications)
+    logging: Logging = attrs.field(factory=Logging)
+    verify_no_locks: bool = False
+    #: addition: probe the repository (read-only) before pre_backup hooks run.
+    preflight: bool = True
+    #: addition: the host name used for ``--host``; default: this machine's name.
+    host: str | None = None
+
+    #: Where the config was read from; None for configs built from a mapping.
+    #: Not a YAML key: set by ``load_config``.
+    source_path: Path | None = attrs.field(default=None, metadata={"yaml": False})
+
+    @property
+    def config_dir(self) -> Path:
+        """The directory relative hook paths resolve against."""
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+    @property
+    def hostname(self) -> str:
+        return self.host or socket.gethostname()
+
+    def primary_repository(self) -> Repository:
+        return Repository(
+            name=PRIMARY,
+            url=self.repository,
+            password=self.password,
+            password_file=self.password_file,
+            password_command=self.password_command,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            env=self.env,
+        )
+
+    def repository_named(self, name: str) -> Repository:
+        """The primary (``primary``) or a backend by name; KeyError if unknown."""
+        if name == PRIMARY:
+            return self.primary_repository()
+        backend = self.backends[name]
+        return Repository(
+            name=name,
+            url=backend.repository,
+            password=backend.password,
+            password_file=backend.password_file,
+            password_command=backend.password_command,
+            aws_access_key_id=backend.aws_access_key_id,
+            aws_secret_access_key=backend.aws_secret_access_key,
+            env=backend.env,
+        )
+
+    def secrets(self) -> list[str]:
+        """Every secret value written in the config, for redaction and scrubbing."""
+        values = [self.password or "", self.aws_secret_access_key, *_secret_env(self.env)]
+        for backend in self.backends.values():
+            values += [backend.password or "", backend.aws_secret_access_key]
+            values += _secret_env(backend.env)
+        for provider in self.notifications.providers:
+            values += [provider.token, provider.url]
+        return [v for v in values if v and len(v) >= 4]

@@ -1,0 +1,98 @@
+"""The plugin contract: every ``resticm_*`` plugin hook, with its markers.
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl`,
+registered through the ``resticm`` entry-point group::
+
+    # pyproject.toml of a third-party package
+    [project.entry-points.resticm]
+    docker = "resticm_docker"
+
+    # resticm_docker.py
+    from resticm_core import hookimpl
+
+    @hookimpl
+    def resticm_hook_types():
+        return [DockerStopHook]
+
+Plugin hooks are called with keyword arguments; an implementation may accept
+fewer arguments than the spec names, so specs can grow without breaking plugins.
+Arguments are never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .config import Config, Repository
+    from .hooks import Hook
+    from .phases import PhaseResult, RunReport, StepResult
+
+PROJECT_NAME = "resticm"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def resticm_hook_types() -> Iterable[type[Hook]]:  # type: ignore[empty-body]
+    """Return the hook executor classes this plugin provides.
+
+    Each class subclasses :class:`resticm_core.Hook`, sets a unique ``kind``
+    class variable and is a frozen attrs class whose fields are its config keys.
+    Two plugins returning the same ``kind`` is an error naming both.
+
+    :returns: an iterable of hook classes.
+    """
+
+
+@hookspec
+def resticm_notifier_types() -> Iterable[type[Any]]:  # type: ignore[empty-body]
+    """Return the notifier classes this plugin provides.
+
+    Each class sets a unique ``kind`` class variable (the provider ``type`` in
+    ``notifications.providers``). Two plugins returning the same kind is an error.
+
+    :returns: an iterable of notifier classes.
+    """
+
+
+@hookspec(firstresult=True)
+def resticm_repository_password(repository: Repository) -> str | None:  # type: ignore[empty-body]
+    """Return the password of *repository* (from a vault, a keyring...), or None.
+
+    Asked only when the config gives the repository no ``password``,
+    ``password_file`` or ``password_command``; an inherited ``RESTIC_PASSWORD``
+    is the last resort after every plugin returned None.
+    Stops at first non-None result.
+
+    :param repository: the repository (primary or backend) that needs a password.
+    :returns: the password, or None to let the next plugin try.
+    """
+
+
+@hookspec
+def resticm_phase_finished(result: PhaseResult | StepResult, config: Config) -> None:
+    """Observe a finished hook phase or restic step (metrics, status files).
+
+    Called for every hook phase (:class:`PhaseResult`) and every restic step
+    (:class:`StepResult`) as soon as it ends. An exception is logged with the
+    plugin's name and never changes the run's outcome.
+
+    :param result: the finished phase or step.
+    :param config: the configuration of the run.
+    """
+
+
+@hookspec
+def resticm_run_finished(report: RunReport, config: Config) -> None:
+    """Observe the whole run once it ended, with its final :class:`RunReport`.
+
+    An exception is logged with the plugin's name and never changes the outcome.
+
+    :param report: the complete report, exit code included.
+    :param config: the configuration of the run.
+    """

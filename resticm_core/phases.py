@@ -1,0 +1,230 @@
+"""The vocabulary of a run: phases, statuses and the results every step records.
+
+These are frozen values. The workflow builds them; the CLI, notifiers, observers
+and the Ansible module only read them.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+
+class Phase(enum.StrEnum):
+    """A hook phase. The value is the config key (``hooks.pre_backup``...)."""
+
+    PRE_BACKUP = "pre_backup"
+    POST_BACKUP = "post_backup"
+    ON_SUCCESS = "on_success"
+    ON_ERROR = "on_error"
+    FINALLY = "finally"
+
+
+class BackupStatus(enum.StrEnum):
+    """What happened to the backup step, as on_success/on_error/finally see it."""
+
+    SUCCESS = "success"
+    #: restic exit 3: a snapshot was written but some files could not be read.
+    PARTIAL = "partial"
+    FAILURE = "failure"
+    #: Soft skip: a pre_backup hook exited 75 or raised SkipBackup.
+    SKIPPED = "skipped"
+    #: The backup never ran: pre_backup failed, or the command has no backup step.
+    NOT_RUN = "not_run"
+
+
+class Outcome(enum.StrEnum):
+    """The outcome of one hook or one restic step."""
+
+    OK = "ok"
+    FAILED = "failed"
+    #: The hook asked to skip the backup (exit 75 / SkipBackup).
+    SOFT_SKIP = "soft_skip"
+    #: restic exit 3: snapshot written, some source files unreadable.
+    PARTIAL = "partial"
+    #: Not executed: dry run, --no-hooks, or an earlier step decided so.
+    SKIPPED = "skipped"
+
+
+@attrs.frozen(kw_only=True)
+class HookResult:
+    """One executed hook (or one module of a directory hook)."""
+
+    #: Human name: the script path, ``dir/10-dump.sh``, or ``python:mod:func``.
+    name: str
+    #: The executor kind that ran it (``script``, ``directory``, ``python``...).
+    kind: str
+    phase: Phase
+    outcome: Outcome
+    #: Exit code of a process hook; None for in-process hooks or when not started.
+    exit_code: int | None = None
+    duration: float = 0.0
+    #: Why it failed, one line a human can act on. Empty when it succeeded.
+    error: str = ""
+    timed_out: bool = False
+    #: The last lines of its output (bounded), for error messages and reports.
+    output_tail: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "phase": self.phase.value,
+            "outcome": self.outcome.value,
+            "exit_code": self.exit_code,
+            "duration": round(self.duration, 3),
+            "error": self.error,
+            "timed_out": self.timed_out,
+            "output_tail": list(self.output_tail),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class PhaseResult:
+    """All hooks of one phase, in the order they ran."""
+
+    phase: Phase
+    hooks: tuple[HookResult, ...] = ()
+    #: Set when the phase was not executed at all, with the reason (``--no-hooks``...).
+    skipped_reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return any(h.failed for h in self.hooks)
+
+    @property
+    def soft_skip(self) -> bool:
+        return any(h.outcome is Outcome.SOFT_SKIP for h in self.hooks)
+
+    @property
+    def error(self) -> str:
+        return "; ".join(f"{h.name}: {h.error}" for h in self.hooks if h.failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value,
+            "failed": self.failed,
+            "skipped_reason": self.skipped_reason,
+            "hooks": [h.to_dict() for h in self.hooks],
+        }
+
+
+@attrs.frozen(kw_only=True)
+class BackupSummary:
+    """restic's ``backup --json`` summary. Sizes in bytes, duration in seconds."""
+
+    snapshot_id: str | None = None
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs_new: int = 0
+    dirs_changed: int = 0
+    dirs_unmodified: int = 0
+    data_added: int = 0
+    total_files_processed: int = 0
+    total_bytes_processed: int = 0
+    total_duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class StepResult:
+    """One restic step (backup, forget, prune, check, copy...) on one repository."""
+
+    #: ``backup``, ``forget``, ``prune``, ``check``, ``copy``, ``preflight``...
+    name: str
+    #: ``primary`` or the backend's name.
+    repository: str
+    outcome: Outcome
+    duration: float = 0.0
+    error: str = ""
+    exit_code: int | None = None
+    #: The command line that ran (or would run in a dry run), secrets redacted.
+    command: str = ""
+    summary: BackupSummary | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "repository": self.repository,
+            "outcome": self.outcome.value,
+            "duration": round(self.duration, 3),
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "command": self.command,
+            "summary": self.summary.to_dict() if self.summary else None,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class RunReport:
+    """Everything one invocation did. Returned by :func:`resticm_core.run`."""
+
+    #: ``default``, ``backup``, ``full``...
+    command: str
+    host: str
+    started_at: float
+    finished_at: float
+    dry_run: bool = False
+    backup_status: BackupStatus = BackupStatus.NOT_RUN
+    phases: tuple[PhaseResult, ...] = ()
+    steps: tuple[StepResult, ...] = ()
+    #: Every failure, one line each, in the order they happened (what ERROR lists).
+    errors: tuple[str, ...] = ()
+    #: Things worth attention that do not fail the run (post_backup failed...).
+    warnings: tuple[str, ...] = ()
+    #: The signal that stopped the run, if any.
+    signal: int | None = None
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+    @property
+    def snapshot_id(self) -> str | None:
+        for step in self.steps:
+            if step.name == "backup" and step.summary and step.summary.snapshot_id:
+                return step.summary.snapshot_id
+        return None
+
+    def phase(self, phase: Phase) -> PhaseResult | None:
+        for result in self.phases:
+            if result.phase is phase:
+                return result
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "host": self.host,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": round(self.duration, 3),
+            "dry_run": self.dry_run,
+            "backup_status": self.backup_status.value,
+            "snapshot_id": self.snapshot_id,
+            "exit_code": self.exit_code,
+            "ok": self.ok,
+            "signal": self.signal,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "phases": [p.to_dict() for p in self.phases],
+            "steps": [s.to_dict() for s in self.steps],
+        }

@@ -1,0 +1,175 @@
+"""Plugin discovery and the registry of hook and notifier kinds.
+
+No global manager: :func:`make_plugin_manager` builds one per run (or per test),
+and :class:`PluginRegistry` is the typed facade the rest of the code uses, so
+nothing outside this module touches ``pm.hook``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .hooks import Hook
+
+ENTRY_POINT_GROUP = "resticm"
+#: Environment variable listing plugin names to block, comma separated.
+DISABLE_ENV = "RESTICM_DISABLE_PLUGINS"
+
+#: The builtin plugins, by entry-point name. They load through the entry points
+#: like any plugin; this table only serves a source checkout that is not installed.
+BUILTIN_PLUGINS: Mapping[str, str] = {
+    "script": "resticm_core.builtins.script",
+    "directory": "resticm_core.builtins.directory",
+    "python": "resticm_core.builtins.python_callable",
+}
+
+log = logging.getLogger(__name__)
+
+
+def make_plugin_manager(
+    *,
+    plugins: Iterable[object] = (),
+    entry_points: bool = True,
+    blocked: Iterable[str] = (),
+) -> pluggy.PluginManager:
+    """Build a plugin manager with the hookspecs, the given plugins and the installed ones.
+
+    :param plugins: modules or objects with ``@hookimpl`` functions, registered first
+        (embedding applications, tests).
+    :param entry_points: load the ``resticm`` entry-point group (builtins included).
+    :param blocked: plugin names (entry-point names) that must not load.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        if name:
+            pm.set_blocked(name)
+    for plugin in plugins:
+        pm.register(plugin)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # a broken third-party package must not crash silently
+            raise PluginError(f"cannot load a resticm plugin: {exc}") from exc
+    for name, module in BUILTIN_PLUGINS.items():
+        if pm.get_plugin(name) is None and not pm.is_blocked(name):
+            pm.register(importlib.import_module(module), name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    return pm
+
+
+def blocked_from_env(value: str | None) -> list[str]:
+    """Plugin names from the ``RESTICM_DISABLE_PLUGINS`` value."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """One registered plugin, as ``resticm plugins`` lists it."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    hook_kinds: tuple[str, ...]
+    notifier_kinds: tuple[str, ...]
+
+
+def _collect_kinds(
+    pm: pluggy.PluginManager, spec: str
+) -> tuple[dict[str, type[Any]], dict[str, str]]:
+    classes: dict[str, type[Any]] = {}
+    owners: dict[str, str] = {}
+    caller = getattr(pm.hook, spec)
+    for impl in caller.get_hookimpls():
+        plugin_name = impl.plugin_name
+        try:
+            provided = list(impl.function() or ())
+        except Exception as exc:
+            raise PluginError(f"plugin {plugin_name!r} failed in {spec}(): {exc}") from exc
+        for cls in provided:
+            kind = getattr(cls, "kind", "")
+            if not isinstance(kind, str) or not kind:
+                raise PluginError(f"plugin {plugin_name!r} returned {cls!r} without a 'kind'")
+            if kind in owners and classes[kind] is not cls:
+                raise PluginError(
+                    f"two plugins provide the kind {kind!r}: {owners[kind]!r} and "
+                    f"{plugin_name!r}; block one with {DISABLE_ENV}={plugin_name}"
+                )
+            classes[kind] = cls
+            owners[kind] = plugin_name
+    return classes, owners
+
+
+class PluginRegistry:
+    """The kinds the loaded plugins provide, and isolated calls to observer hooks."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.hook_types, self._hook_owner = _collect_kinds(pm, "resticm_hook_types")
+        self.notifier_types, self._notifier_owner = _collect_kinds(pm, "resticm_notifier_types")
+        for kind, cls in self.hook_types.items():
+            if not (isinstance(cls, type) and issubclass(cls, Hook)):
+                raise PluginError(
+                    f"plugin {self._hook_owner[kind]!r}: hook kind {kind!r} is not a Hook subclass"
+                )
+
+    @classmethod
+    def default(cls, **kwargs: Any) -> PluginRegistry:
+        """A registry over :func:`make_plugin_manager` with the same arguments."""
+        return cls(make_plugin_manager(**kwargs))
+
+    def hook_class(self, kind: str) -> type[Hook] | None:
+        cls = self.hook_types.get(kind)
+        return cls
+
+    def plugins(self) -> list[PluginInfo]:
+        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist = dists.get(id(plugin))
+            module = plugin.__name__ if isinstance(plugin, types.ModuleType) else repr(plugin)
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    module=module,
+                    distribution=dist.metadata["name"] if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                    hook_kinds=tuple(k for k, o in self._hook_owner.items() if o == name),
+                    notifier_kinds=tuple(k for k, o in self._notifier_owner.items() if o == name),
+                )
+            )
+        return sorted(infos, key=lambda i: i.name)
+
+    def repository_password(self, repository: Any) -> str | None:
+        result: str | None = self.pm.hook.resticm_repository_password(repository=repository)
+        return result
+
+    def _notify_observers(self, spec: str, **kwargs: Any) -> None:
+        # A loop, not a 1:N hook call: pluggy stops at the first raising implementation.
+        for impl in getattr(self.pm.hook, spec).get_hookimpls():
+            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+            try:
+                impl.function(**accepted)
+            except Exception as exc:
+                log.warning("plugin %r failed in %s: %s", impl.plugin_name, spec, exc)
+
+    def phase_finished(self, result: Any, config: Any) -> None:
+        self._notify_observers("resticm_phase_finished", result=result, config=config)
+
+    def run_finished(self, report: Any, config: Any) -> None:
+        self._notify_observers("resticm_run_finished", report=report, config=config)
