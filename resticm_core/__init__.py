@@ -1,0 +1,62 @@
+"""resticm_core: restic backups as an explicit, pluggable workflow.
+
+    import resticm_core
+
+    config = resticm_core.load_config("/etc/resticm/config.yaml")
+    report = resticm_core.run(config, "backup")
+    print(report.exit_code, report.snapshot_id)
+
+Names are imported lazily, so ``import resticm_core`` and ``resticm --version``
+stay fast; the public API is exactly :data:`__all__`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .config import Backend, Config, Repository, Retention
+    from .config_file import config_from_dict, load_config
+    from .errors import ConfigError, LockHeldError, PluginError, ResticmError, SkipBackup
+    from .hooks import Hook, HookContext
+    from .hookspecs import hookimpl, hookspec
+    from .phases import (
+        BackupStatus,
+        BackupSummary,
+        HookResult,
+        Outcome,
+        Phase,
+        PhaseResult,
+        RunReport,
+        StepResult,
+    )
+    from .plugin_manager import PluginRegistry, make_plugin_manager
+    from .workflow import RunOptions, run, run_phase_hooks
+
+_EXPORTS = {
+    "Backend": "config", "Config": "config", "Repository": "config", "Retention": "config",
+    "config_from_dict": "config_file", "load_config": "config_file",
+    "ConfigError": "errors", "LockHeldError": "errors", "PluginError": "errors",
+    "ResticmError": "errors", "SkipBackup": "errors",
+    "Hook": "hooks", "HookContext": "hooks",
+    "hookimpl": "hookspecs", "hookspec": "hookspecs",
+    "BackupStatus": "phases", "BackupSummary": "phases", "HookResult": "phases",
+    "Outcome": "phases", "Phase": "phases", "PhaseResult": "phases", "RunReport": "phases",
+    "StepResult": "phases",
+    "PluginRegistry": "plugin_manager", "make_plugin_manager": "plugin_manager",
+    "RunOptions": "workflow", "run": "workflow", "run_phase_hooks": "workflow",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resticm_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: the next access is a plain lookup
+    return value

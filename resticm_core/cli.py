@@ -1,0 +1,330 @@
+"""The ``resticm`` command: a drop-in for the Go tool's CLI.
+
+Global flags (``-c -v -n --json``) are accepted before and after the subcommand,
+as the Go tool (cobra) accepts them. Exit codes (DESIGN §8): 0 ok, 1 a step
+failed, 2 usage or config error, 3 finished with warnings (partial backup),
+75 another run holds the lock, 128+n stopped by signal n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import __version__
+
+EXIT_HELP = """\
+exit codes:
+  0    success
+  1    a step failed (hook, backup, forget...)
+  2    usage or configuration error
+  3    finished with warnings (partial backup: some files could not be read)
+  75   another resticm run holds the lock of this configuration
+  128+n  stopped by signal n (143 = SIGTERM, 130 = SIGINT)
+"""
+
+PHASES = ("pre_backup", "post_backup", "on_success", "on_error", "finally")
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """The global flags; subcommands get a copy whose defaults do not override."""
+    parser = argparse.ArgumentParser(add_help=False)
+    default: Callable[[Any], Any] = (lambda _v: argparse.SUPPRESS) if suppress else (lambda v: v)
+    group = parser.add_argument_group("global options")
+    group.add_argument("-c", "--config", default=default(None), metavar="PATH",
+                       help="config file (default: search ~/.config/resticm, /etc/resticm)")
+    group.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                       help="print each restic command line (secrets redacted) and debug logs")
+    group.add_argument("-n", "--dry-run", action="store_true", default=default(False),
+                       help="run nothing: print every hook and restic command that would run")
+    group.add_argument("--json", action="store_true", default=default(False),
+                       help="print the run report as JSON on stdout (logs stay on stderr)")
+    group.add_argument("--lock-wait", type=float, default=default(0.0), metavar="SECONDS",
+                       help="wait this long for another run's lock instead of exiting 75")
+    return parser
+
+
+def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) -> None:
+    parser.add_argument("-t", "--tag", dest="tags", action="append", default=[], metavar="TAG",
+                        help="extra tag for this backup (repeatable)")
+    parser.add_argument("--no-hooks", action="store_true", help="run no hook of any phase")
+    parser.add_argument("--notify-success", action="store_true",
+                        help="send success notifications even if notify_on_success is off")
+    if default_workflow:
+        parser.add_argument("-p", "--prune", action="store_true", help="prune after forget")
+        parser.add_argument("--check", action="store_true", help="check the repository")
+        parser.add_argument("--deep", action="store_true", help="check reading all data (implies --check)")
+        parser.add_argument("--no-backup", action="store_true", help="skip the backup (and its hooks)")
+        parser.add_argument("--no-forget", action="store_true", help="skip forget")
+        parser.add_argument("--no-prune", action="store_true", help="never prune")
+        parser.add_argument("--no-check", action="store_true", help="never check")
+        parser.add_argument("--no-copy", action="store_true", help="skip copies to backends")
+        parser.add_argument("--copy-all", action="store_true", help="copy snapshots of all hosts")
+    else:
+        parser.add_argument("--deep", action="store_true", help="deep check (full only)")
+        parser.add_argument("--all-hosts", action="store_true", help="forget without the host filter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    sub_globals = _global_options(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="resticm",
+        description="restic backups as an explicit workflow of hooked phases. "
+        "Without a command: backup, then forget (and prune/check when asked).",
+        parents=[_global_options(suppress=False)],
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"resticm {__version__}")
+    _workflow_flags(parser, default_workflow=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text,
+                                   parents=[sub_globals], epilog=EXIT_HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    _workflow_flags(command("backup", "pre_backup, backup, post_backup, then on_success or on_error"),
+                    default_workflow=False)
+    _workflow_flags(command("full", "backup, forget, prune and check (pre_backup failure aborts)"),
+                    default_workflow=False)
+    command("init", "initialise the primary repository")
+    command("version", "print resticm's and restic's versions")
+    command("plugins", "list the loaded plugins and the hook kinds they provide")
+    config = command("config", "configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_commands.add_parser("validate", help="load the config and report every problem",
+                               parents=[sub_globals])
+    hooks = command("hooks", "hook tools")
+    hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    hooks_run = hooks_commands.add_parser(
+        "run", parents=[sub_globals],
+        help="run one phase's hooks alone, with the environment they get in a run")
+    hooks_run.add_argument("phase", choices=PHASES)
+    hooks_run.add_argument("--status", default="success",
+                           choices=("success", "partial", "failure", "skipped", "not_run"),
+                           help="BACKUP_STATUS the hooks see (default: success)")
+    hooks_run.add_argument("--error", default="", help="ERROR text the hooks see")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+    """Run the CLI; returns the exit code (``python -m resticm_core`` exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    from .errors import ResticmError  # lazy: keep `resticm --help` and --version fast
+
+    try:
+        return _dispatch(args, env)
+    except ResticmError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("resticm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _print_error(exc: Exception) -> None:
+    from .errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        print("resticm: configuration error:", file=sys.stderr)
+        for message in exc.messages:
+            print(f"  {message}", file=sys.stderr)
+    else:
+        print(f"resticm: {exc}", file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+    command = args.command or "default"
+    if command == "version":
+        return _cmd_version()
+    if command == "plugins":
+        return _cmd_plugins(args, env)
+    from .config_file import load_config
+    from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+
+    registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    config = load_config(args.config, registry=registry, environ=env)
+    _setup_logging(config, args)
+    if command == "config":
+        return _cmd_config_validate(config, args)
+    if command == "hooks":
+        return _cmd_hooks_run(config, args, registry, env)
+    if command == "init":
+        return _cmd_init(config, args, registry, env)
+    return _cmd_workflow(command, config, args, registry, env)
+
+
+def _setup_logging(config: Any, args: argparse.Namespace) -> None:
+    from .logs import setup_logging
+    from .secrets import Redactor
+
+    redactor = Redactor(config.secrets(), urls=[config.repository,
+                                                *(b.repository for b in config.backends.values())])
+    setup_logging(config.logging, redactor=redactor, verbose=args.verbose)
+    for warning in _config_warnings(config):
+        logging.getLogger("resticm_core").warning("%s", warning)
+
+
+def _config_warnings(config: Any) -> list[str]:
+    from .config_file import config_warnings
+
+    return config_warnings(config)
+
+
+def _cmd_version() -> int:
+    import shutil
+    import subprocess
+
+    print(f"resticm {__version__} (resticm_core, Python {sys.version.split()[0]})")
+    restic = shutil.which("restic")
+    if restic:
+        out = subprocess.run([restic, "version"], capture_output=True, text=True, check=False)
+        print(out.stdout.strip() or "restic: version unknown")
+    else:
+        print("restic: not installed (install the 'restic' package)")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+
+    blocked = blocked_from_env(env.get(DISABLE_ENV))
+    registry = PluginRegistry.default(blocked=blocked)
+    infos = registry.plugins()
+    if args.json:
+        print(json.dumps([{
+            "name": i.name, "module": i.module, "distribution": i.distribution,
+            "version": i.version, "hook_kinds": list(i.hook_kinds),
+            "notifier_kinds": list(i.notifier_kinds)} for i in infos], indent=2))
+        return 0
+    print(f"{'PLUGIN':<14} {'DISTRIBUTION':<22} {'VERSION':<10} KINDS")
+    for info in infos:
+        kinds = ", ".join([*(f"hook:{k}" for k in info.hook_kinds),
+                           *(f"notifier:{k}" for k in info.notifier_kinds)]) or "-"
+        print(f"{info.name:<14} {info.distribution or '-':<22} {info.version or '-':<10} {kinds}")
+    for name in blocked:
+        print(f"{name:<14} (blocked by {DISABLE_ENV})")
+    return 0
+
+
+def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
+    warnings = _config_warnings(config)
+    if args.json:
+        print(json.dumps({"ok": True, "config": str(config.source_path), "warnings": warnings}))
+    else:
+        print(f"OK: {config.source_path}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+        for warning in warnings:
+            print(f"  warning: {warning}")
+    return 0
+
+
+def _cmd_hooks_run(config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+    from .phases import BackupStatus
+    from .workflow import run_phase_hooks
+
+    result = run_phase_hooks(config, args.phase, backup_status=BackupStatus(args.status),
+                             error=args.error, registry=registry, environ=env,
+                             dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for hook in result.hooks:
+            line = f"{hook.outcome.value:<9} {hook.name} ({hook.duration:.1f}s)"
+            print(line + (f": {hook.error}" if hook.error else ""))
+        if not result.hooks:
+            print(f"no {args.phase} hooks configured")
+    return 1 if result.failed else 0
+
+
+def _cmd_init(config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+    from .restic import Restic, ResticErrorKind, SubprocessResticRunner
+    from .secrets import redact_url
+
+    repo = config.primary_repository()
+    runner = SubprocessResticRunner(
+        environ=env, password_provider=registry.repository_password,
+        on_command=(lambda line: print(f"$ {line}", file=sys.stderr)) if args.verbose else None)
+    restic = Restic(runner)
+    shown = redact_url(repo.url)
+    if args.dry_run:
+        print(f"[dry-run] would run: {restic.describe(['init'], repo)}")
+        return 0
+    probe = restic.cat_config(repo)
+    if probe.ok:
+        print(f"repository {shown} is already initialized")
+        return 0
+    if probe.error_kind is not ResticErrorKind.REPOSITORY_MISSING:
+        print(f"resticm: cannot initialise {shown}: {probe.message}", file=sys.stderr)
+        return 1
+    result = restic.init(repo)
+    if not result.ok:
+        print(f"resticm: init failed: {result.message}", file=sys.stderr)
+        return 1
+    print(f"initialized repository {shown}")
+    return 0
+
+
+def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | None:
+    if not enabled:
+        return None
+    from .restic import format_progress
+
+    def show(status: Mapping[str, Any]) -> None:
+        sys.stderr.write("\r\033[K" + format_progress(status))
+        sys.stderr.flush()
+
+    return show
+
+
+def _cmd_workflow(command: str, config: Any, args: argparse.Namespace, registry: Any,
+                  env: dict[str, str]) -> int:
+    from .workflow import RunOptions, run
+
+    options = RunOptions(
+        command=command,
+        dry_run=args.dry_run,
+        no_hooks=args.no_hooks,
+        tags=tuple(args.tags),
+        no_backup=getattr(args, "no_backup", False),
+        no_forget=getattr(args, "no_forget", False),
+        prune=getattr(args, "prune", False),
+        no_prune=getattr(args, "no_prune", False),
+        check=getattr(args, "check", False),
+        deep=getattr(args, "deep", False),
+        no_check=getattr(args, "no_check", False),
+        all_hosts=getattr(args, "all_hosts", False),
+        lock_wait=args.lock_wait,
+    )
+    progress = _progress_printer(sys.stderr.isatty() and not args.json)
+    report = run(config, command, options=options, registry=registry, environ=env,
+                 handle_signals=True, verbose=args.verbose, on_backup_status=progress)
+    if progress is not None:
+        sys.stderr.write("\r\033[K")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_summary(report)
+    return report.exit_code
+
+
+def _print_summary(report: Any) -> None:
+    out = sys.stderr
+    for step in report.steps:
+        extra = f" snapshot {step.summary.snapshot_id}" if step.summary and step.summary.snapshot_id else ""
+        error = f": {step.error}" if step.error else ""
+        print(f"  {step.name:<10} {step.repository:<12} {step.outcome.value:<8} "
+              f"{step.duration:6.1f}s{extra}{error}", file=out)
+    verdict = {0: "completed successfully", 3: "completed with warnings (partial backup)",
+               75: "not run: another run holds the lock"}.get(report.exit_code, "FAILED")
+    print(f"resticm {report.command} {verdict} (exit {report.exit_code}, "
+          f"{report.duration:.1f}s)", file=out)
+    for error in report.errors:
+        print(f"  error: {error}", file=out)

@@ -1,0 +1,113 @@
+"""Logging for the CLI: console on stderr, an optional rotating file, secrets redacted.
+
+The library only logs to the ``resticm_core`` logger; installing handlers is the
+application's business, so :func:`setup_logging` is called by the CLI, never on import.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .config import Logging
+from .secrets import Redactor
+
+LOGGER_NAME = "resticm_core"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every known secret in the formatted message with ``***``."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redactor.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Plain lines; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"ERROR: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"WARNING: {message}"
+        return message
+
+
+def setup_logging(
+    settings: Logging | None,
+    *,
+    redactor: Redactor,
+    verbose: bool = False,
+    stream: TextIO | None = None,
+) -> logging.Logger:
+    """Install console (stderr) and file handlers on the ``resticm_core`` logger.
+
+    A log file that cannot be opened is reported on the console and skipped: a
+    backup must not fail because its log directory is missing.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = False
+    level = LEVELS.get((settings.level if settings else "info").lower(), logging.INFO)
+    logger.setLevel(logging.DEBUG if verbose else level)
+    redacting = RedactingFilter(redactor)
+
+    if settings is None or settings.console:
+        console = logging.StreamHandler(stream or sys.stderr)
+        console.setFormatter(ConsoleFormatter())
+        console.addFilter(redacting)
+        logger.addHandler(console)
+
+    if settings is not None and settings.file:
+        try:
+            path = Path(os.path.expanduser(settings.file))
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            file_handler = logging.handlers.RotatingFileHandler(
+                path,
+                maxBytes=max(settings.max_size_mb, 0) * 1024 * 1024,
+                backupCount=max(settings.max_files, 0),
+                encoding="utf-8",
+            )
+            os.chmod(path, 0o600)  # hook output may carry sensitive data
+        except OSError as exc:
+            logger.warning("cannot write log file %s: %s; logging to the console only",
+                           settings.file, exc.strerror or exc)
+        else:
+            file_handler.setFormatter(
+                JsonFormatter() if settings.json
+                else logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
+            )
+            file_handler.addFilter(redacting)
+            logger.addHandler(file_handler)
+    return logger

@@ -1,0 +1,155 @@
+"""Shared fixtures: real restic repositories, real hook scripts, a recording log.
+
+Each test gets its own world (tmp_path): no fixed paths, no global state, so the
+suite runs in parallel under pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "correct horse battery staple"
+HAVE_RESTIC = shutil.which("restic") is not None
+
+requires_restic = pytest.mark.skipif(not HAVE_RESTIC, reason="restic is not installed")
+
+
+def restic_env(cache: Path, repo: Path | None = None, password: str = PASSWORD) -> dict[str, str]:
+    """A clean environment for running restic by hand in a test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+    env["RESTIC_CACHE_DIR"] = str(cache)
+    env["RESTIC_PASSWORD"] = password
+    if repo is not None:
+        env["RESTIC_REPOSITORY"] = str(repo)
+    return env
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initialised repository per session; tests get copies (init costs a key derivation)."""
+    if not HAVE_RESTIC:
+        pytest.skip("restic is not installed")
+    base = tmp_path_factory.mktemp("template")
+    repo = base / "repo"
+    subprocess.run(["restic", "init", "-q"], env=restic_env(base / "cache", repo), check=True)
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path, template_repo: Path) -> Path:
+    """A fresh initialised local repository for this test."""
+    target = tmp_path / "repo"
+    shutil.copytree(template_repo, target)
+    return target
+
+
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    """The environment a run sees: inherited minus RESTIC_*, with a private cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+    env["RESTIC_CACHE_DIR"] = str(tmp_path / "cache")
+    return env
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A small source tree to back up."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha\n")
+    (src / "sub" / "b.txt").write_text("beta\n" * 100)
+    return src
+
+
+def write_script(path: Path, body: str, mode: int = 0o700) -> Path:
+    """An executable ``#!/bin/sh`` script with *body*."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body).lstrip("\n"))
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def make_script(tmp_path: Path) -> Callable[..., Path]:
+    def make(name: str, body: str, mode: int = 0o700) -> Path:
+        return write_script(tmp_path / "hooks" / name, body, mode)
+
+    return make
+
+
+class CallLog:
+    """A file hook scripts append to, one line per call: what ran, with what it saw."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def line(self, tag: str) -> str:
+        """Shell that records *tag* and the variables a phase sees."""
+        fields = " ".join(
+            f"{v}=${{{v}-}}" for v in (
+                "RESTICM_PHASE", "BACKUP_STATUS", "RESTICM_BACKUP_PARTIAL", "RESTICM_SNAPSHOT_ID",
+            )
+        )
+        return (
+            f'printf "%s\\n" "{tag} {fields} '
+            f'BACKUP_ERROR=$(printf %s "${{BACKUP_ERROR-}}" | head -c 80 | tr "\\n" " ") '
+            f'ERROR=$(printf %s "${{ERROR-}}" | head -c 200 | tr "\\n" "|")" >> {self.path}\n'
+        )
+
+    def entries(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def tags(self) -> list[str]:
+        return [line.split(" ", 1)[0] for line in self.entries()]
+
+    def entry(self, tag: str) -> dict[str, str]:
+        """The variables recorded by the first call of *tag*."""
+        for line in self.entries():
+            name, _, rest = line.partition(" ")
+            if name == tag:
+                parts: dict[str, str] = {}
+                key = None
+                for token in rest.split(" "):
+                    if "=" in token and token.split("=", 1)[0].isupper():
+                        key, value = token.split("=", 1)
+                        parts[key] = value
+                    elif key:
+                        parts[key] += " " + token
+                return parts
+        raise AssertionError(f"{tag} was not called; calls: {self.tags()}")
+
+
+@pytest.fixture
+def calls(tmp_path: Path) -> CallLog:
+    return CallLog(tmp_path / "calls.log")
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path) -> Path:
+    return tmp_path / "locks"
+
+
+def snapshot_ids(repo: Path, cache: Path) -> list[str]:
+    import json
+
+    out = subprocess.run(
+        ["restic", "snapshots", "--json", "--no-lock"],
+        env=restic_env(cache, repo), capture_output=True, text=True, check=True,
+    )
+    return [s["short_id"] for s in json.loads(out.stdout or "[]")]
+
+
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """A live process whose /proc/<pid>/mem makes restic exit 3 (unreadable file), even as root."""
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
