@@ -13,6 +13,7 @@ One function serves restic and script hooks alike:
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -144,10 +145,8 @@ def _reader(pipe: IO[bytes], sink: OutputTail, callback: LineCallback | None) ->
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -158,9 +157,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+def _stop_group(
+    proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM
+) -> None:
     """TERM the whole process group, then KILL whatever is left after *grace*."""
-    _signal_group(proc.pid, signal.SIGTERM)
+    _signal_group(proc.pid, first)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if proc.poll() is not None and not _group_alive(proc.pid):
@@ -176,6 +177,7 @@ def run_process(
     cwd: str | Path | None = None,
     timeout: float | None = None,
     kill_grace: float = 10.0,
+    stop_signal: int = signal.SIGTERM,
     on_stdout: LineCallback | None = None,
     on_stderr: LineCallback | None = None,
     cancel: threading.Event | None = None,
@@ -188,6 +190,8 @@ def run_process(
     :param env: the child's complete environment (nothing is inherited implicitly).
     :param timeout: seconds before the process group is stopped; None waits forever.
     :param kill_grace: seconds between TERM and KILL when stopping it.
+    :param stop_signal: the first signal sent to stop it (restic cleans up its
+        repository lock on SIGINT, not on SIGTERM).
     :param on_stdout: called with each stdout line (without newline), in a reader thread.
     :param on_stderr: the same for stderr.
     :param cancel: when set, the child is stopped as on a timeout.
@@ -225,20 +229,27 @@ def run_process(
 
     deadline = None if timeout is None else started + timeout
     timed_out = cancelled = False
-    while proc.poll() is None:
-        if cancel is not None and cancel.is_set():
-            cancelled = True
-            _stop_group(proc, kill_grace)
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            timed_out = True
-            _stop_group(proc, kill_grace)
-            break
-        try:
-            proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            pass
-    returncode = proc.wait()
+    try:
+        while proc.poll() is None:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                _stop_group(proc, kill_grace, stop_signal)
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                _stop_group(proc, kill_grace, stop_signal)
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+        returncode = proc.wait()
+    except BaseException:
+        # Left by an exception (KeyboardInterrupt, a signal handler that raises): the
+        # child runs in its own session, so no terminal signal reaches it; stop its
+        # group here rather than leave it running unobserved.
+        _stop_group(proc, kill_grace, stop_signal)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+        raise
 
     stray = False
     drain_until = time.monotonic() + DRAIN_SECONDS
