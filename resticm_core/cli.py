@@ -36,30 +36,68 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     default: Callable[[Any], Any] = (lambda _v: argparse.SUPPRESS) if suppress else (lambda v: v)
     group = parser.add_argument_group("global options")
-    group.add_argument("-c", "--config", default=default(None), metavar="PATH",
-                       help="config file (default: search ~/.config/resticm, /etc/resticm)")
-    group.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                       help="print each restic command line (secrets redacted) and debug logs")
-    group.add_argument("-n", "--dry-run", action="store_true", default=default(False),
-                       help="run nothing: print every hook and restic command that would run")
-    group.add_argument("--json", action="store_true", default=default(False),
-                       help="print the run report as JSON on stdout (logs stay on stderr)")
-    group.add_argument("--lock-wait", type=float, default=default(0.0), metavar="SECONDS",
-                       help="wait this long for another run's lock instead of exiting 75")
+    group.add_argument(
+        "-c",
+        "--config",
+        default=default(None),
+        metavar="PATH",
+        help="config file (default: search ~/.config/resticm, /etc/resticm)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="print each restic command line (secrets redacted) and debug logs",
+    )
+    group.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        default=default(False),
+        help="run nothing: print every hook and restic command that would run",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the run report as JSON on stdout (logs stay on stderr)",
+    )
+    group.add_argument(
+        "--lock-wait",
+        type=float,
+        default=default(0.0),
+        metavar="SECONDS",
+        help="wait this long for another run's lock instead of exiting 75",
+    )
     return parser
 
 
 def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) -> None:
-    parser.add_argument("-t", "--tag", dest="tags", action="append", default=[], metavar="TAG",
-                        help="extra tag for this backup (repeatable)")
+    parser.add_argument(
+        "-t",
+        "--tag",
+        dest="tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="extra tag for this backup (repeatable)",
+    )
     parser.add_argument("--no-hooks", action="store_true", help="run no hook of any phase")
-    parser.add_argument("--notify-success", action="store_true",
-                        help="send success notifications even if notify_on_success is off")
+    parser.add_argument(
+        "--notify-success",
+        action="store_true",
+        help="send success notifications even if notify_on_success is off",
+    )
     if default_workflow:
         parser.add_argument("-p", "--prune", action="store_true", help="prune after forget")
         parser.add_argument("--check", action="store_true", help="check the repository")
-        parser.add_argument("--deep", action="store_true", help="check reading all data (implies --check)")
-        parser.add_argument("--no-backup", action="store_true", help="skip the backup (and its hooks)")
+        parser.add_argument(
+            "--deep", action="store_true", help="check reading all data (implies --check)"
+        )
+        parser.add_argument(
+            "--no-backup", action="store_true", help="skip the backup (and its hooks)"
+        )
         parser.add_argument("--no-forget", action="store_true", help="skip forget")
         parser.add_argument("--no-prune", action="store_true", help="never prune")
         parser.add_argument("--no-check", action="store_true", help="never check")
@@ -67,7 +105,9 @@ def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) 
         parser.add_argument("--copy-all", action="store_true", help="copy snapshots of all hosts")
     else:
         parser.add_argument("--deep", action="store_true", help="deep check (full only)")
-        parser.add_argument("--all-hosts", action="store_true", help="forget without the host filter")
+        parser.add_argument(
+            "--all-hosts", action="store_true", help="forget without the host filter"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,30 +125,45 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text,
-                                   parents=[sub_globals], epilog=EXIT_HELP,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[sub_globals],
+            epilog=EXIT_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    _workflow_flags(command("backup", "pre_backup, backup, post_backup, then on_success or on_error"),
-                    default_workflow=False)
-    _workflow_flags(command("full", "backup, forget, prune and check (pre_backup failure aborts)"),
-                    default_workflow=False)
+    _workflow_flags(
+        command("backup", "pre_backup, backup, post_backup, then on_success or on_error"),
+        default_workflow=False,
+    )
+    _workflow_flags(
+        command("full", "backup, forget, prune and check (pre_backup failure aborts)"),
+        default_workflow=False,
+    )
     command("init", "initialise the primary repository")
     command("version", "print resticm's and restic's versions")
     command("plugins", "list the loaded plugins and the hook kinds they provide")
     config = command("config", "configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    config_commands.add_parser("validate", help="load the config and report every problem",
-                               parents=[sub_globals])
+    config_commands.add_parser(
+        "validate", help="load the config and report every problem", parents=[sub_globals]
+    )
     hooks = command("hooks", "hook tools")
     hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
     hooks_run = hooks_commands.add_parser(
-        "run", parents=[sub_globals],
-        help="run one phase's hooks alone, with the environment they get in a run")
+        "run",
+        parents=[sub_globals],
+        help="run one phase's hooks alone, with the environment they get in a run",
+    )
     hooks_run.add_argument("phase", choices=PHASES)
-    hooks_run.add_argument("--status", default="success",
-                           choices=("success", "partial", "failure", "skipped", "not_run"),
-                           help="BACKUP_STATUS the hooks see (default: success)")
+    hooks_run.add_argument(
+        "--status",
+        default="success",
+        choices=("success", "partial", "failure", "skipped", "not_run"),
+        help="BACKUP_STATUS the hooks see (default: success)",
+    )
     hooks_run.add_argument("--error", default="", help="ERROR text the hooks see")
     return parser
 
@@ -166,8 +221,10 @@ def _setup_logging(config: Any, args: argparse.Namespace) -> None:
     from .logs import setup_logging
     from .secrets import Redactor
 
-    redactor = Redactor(config.secrets(), urls=[config.repository,
-                                                *(b.repository for b in config.backends.values())])
+    redactor = Redactor(
+        config.secrets(),
+        urls=[config.repository, *(b.repository for b in config.backends.values())],
+    )
     setup_logging(config.logging, redactor=redactor, verbose=args.verbose)
     for warning in _config_warnings(config):
         logging.getLogger("resticm_core").warning("%s", warning)
@@ -200,15 +257,34 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
     registry = PluginRegistry.default(blocked=blocked)
     infos = registry.plugins()
     if args.json:
-        print(json.dumps([{
-            "name": i.name, "module": i.module, "distribution": i.distribution,
-            "version": i.version, "hook_kinds": list(i.hook_kinds),
-            "notifier_kinds": list(i.notifier_kinds)} for i in infos], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "module": i.module,
+                        "distribution": i.distribution,
+                        "version": i.version,
+                        "hook_kinds": list(i.hook_kinds),
+                        "notifier_kinds": list(i.notifier_kinds),
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return 0
     print(f"{'PLUGIN':<14} {'DISTRIBUTION':<22} {'VERSION':<10} KINDS")
     for info in infos:
-        kinds = ", ".join([*(f"hook:{k}" for k in info.hook_kinds),
-                           *(f"notifier:{k}" for k in info.notifier_kinds)]) or "-"
+        kinds = (
+            ", ".join(
+                [
+                    *(f"hook:{k}" for k in info.hook_kinds),
+                    *(f"notifier:{k}" for k in info.notifier_kinds),
+                ]
+            )
+            or "-"
+        )
         print(f"{info.name:<14} {info.distribution or '-':<22} {info.version or '-':<10} {kinds}")
     for name in blocked:
         print(f"{name:<14} (blocked by {DISABLE_ENV})")
@@ -226,13 +302,21 @@ def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_hooks_run(config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+def _cmd_hooks_run(
+    config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]
+) -> int:
     from .phases import BackupStatus
     from .workflow import run_phase_hooks
 
-    result = run_phase_hooks(config, args.phase, backup_status=BackupStatus(args.status),
-                             error=args.error, registry=registry, environ=env,
-                             dry_run=args.dry_run)
+    result = run_phase_hooks(
+        config,
+        args.phase,
+        backup_status=BackupStatus(args.status),
+        error=args.error,
+        registry=registry,
+        environ=env,
+        dry_run=args.dry_run,
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -250,8 +334,10 @@ def _cmd_init(config: Any, args: argparse.Namespace, registry: Any, env: dict[st
 
     repo = config.primary_repository()
     runner = SubprocessResticRunner(
-        environ=env, password_provider=registry.repository_password,
-        on_command=(lambda line: print(f"$ {line}", file=sys.stderr)) if args.verbose else None)
+        environ=env,
+        password_provider=registry.repository_password,
+        on_command=(lambda line: print(f"$ {line}", file=sys.stderr)) if args.verbose else None,
+    )
     restic = Restic(runner)
     shown = redact_url(repo.url)
     if args.dry_run:
@@ -284,8 +370,9 @@ def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | No
     return show
 
 
-def _cmd_workflow(command: str, config: Any, args: argparse.Namespace, registry: Any,
-                  env: dict[str, str]) -> int:
+def _cmd_workflow(
+    command: str, config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]
+) -> int:
     from .workflow import RunOptions, run
 
     options = RunOptions(
@@ -304,8 +391,16 @@ def _cmd_workflow(command: str, config: Any, args: argparse.Namespace, registry:
         lock_wait=args.lock_wait,
     )
     progress = _progress_printer(sys.stderr.isatty() and not args.json)
-    report = run(config, command, options=options, registry=registry, environ=env,
-                 handle_signals=True, verbose=args.verbose, on_backup_status=progress)
+    report = run(
+        config,
+        command,
+        options=options,
+        registry=registry,
+        environ=env,
+        handle_signals=True,
+        verbose=args.verbose,
+        on_backup_status=progress,
+    )
     if progress is not None:
         sys.stderr.write("\r\033[K")
     if args.json:
@@ -318,13 +413,25 @@ def _cmd_workflow(command: str, config: Any, args: argparse.Namespace, registry:
 def _print_summary(report: Any) -> None:
     out = sys.stderr
     for step in report.steps:
-        extra = f" snapshot {step.summary.snapshot_id}" if step.summary and step.summary.snapshot_id else ""
+        extra = (
+            f" snapshot {step.summary.snapshot_id}"
+            if step.summary and step.summary.snapshot_id
+            else ""
+        )
         error = f": {step.error}" if step.error else ""
-        print(f"  {step.name:<10} {step.repository:<12} {step.outcome.value:<8} "
-              f"{step.duration:6.1f}s{extra}{error}", file=out)
-    verdict = {0: "completed successfully", 3: "completed with warnings (partial backup)",
-               75: "not run: another run holds the lock"}.get(report.exit_code, "FAILED")
-    print(f"resticm {report.command} {verdict} (exit {report.exit_code}, "
-          f"{report.duration:.1f}s)", file=out)
+        print(
+            f"  {step.name:<10} {step.repository:<12} {step.outcome.value:<8} "
+            f"{step.duration:6.1f}s{extra}{error}",
+            file=out,
+        )
+    verdict = {
+        0: "completed successfully",
+        3: "completed with warnings (partial backup)",
+        75: "not run: another run holds the lock",
+    }.get(report.exit_code, "FAILED")
+    print(
+        f"resticm {report.command} {verdict} (exit {report.exit_code}, {report.duration:.1f}s)",
+        file=out,
+    )
     for error in report.errors:
         print(f"  error: {error}", file=out)

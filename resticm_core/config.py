@@ -26,7 +26,8 @@ def _secret_env(env: Mapping[str, str]) -> list[str]:
 
 def _secret() -> str | None:
     # repr=False keeps secrets out of reprs, tracebacks and debug logs.
-    return attrs.field(default=None, repr=False)
+    field: str | None = attrs.field(default=None, repr=False)
+    return field
 
 
 @attrs.frozen(kw_only=True)
@@ -197,11 +198,16 @@ class Config:
     #: Where the config was read from; None for configs built from a mapping.
     #: Not a YAML key: set by ``load_config``.
     source_path: Path | None = attrs.field(default=None, metadata={"yaml": False})
+    #: The directory relative paths resolve against for configs built from a mapping
+    #: (``config_from_dict(base_dir=...)``). Not a YAML key.
+    base_dir: Path | None = attrs.field(default=None, metadata={"yaml": False})
 
     @property
     def config_dir(self) -> Path:
         """The directory relative hook paths resolve against."""
-        return self.source_path.parent if self.source_path else Path.cwd()
+        if self.source_path is not None:
+            return self.source_path.parent
+        return self.base_dir if self.base_dir is not None else Path.cwd()
 
     @property
     def hostname(self) -> str:

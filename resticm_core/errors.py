@@ -51,7 +51,7 @@ class ResticNotFoundError(ResticmError):
     """The restic binary is not installed or not on PATH."""
 
 
-class SkipBackup(Exception):  # noqa: N818 - the name says what raising it does
+class SkipBackup(Exception):
     """Raised by a Python-callable pre_backup hook to skip this backup softly.
 
     The same as a script exiting 75 (EX_TEMPFAIL): backup and post_backup do not

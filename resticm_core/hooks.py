@@ -230,13 +230,14 @@ def check_hook_file(path: Path, *, display: str | None = None) -> list[str]:
 
 def _ownership_problems(path: Path, st: os.stat_result, what: str) -> list[str]:
     problems = []
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        # In a sticky directory (/tmp) others may add files but cannot replace ours.
-        if not (what == "hook directory" and st.st_mode & stat.S_ISVTX):
-            problems.append(
-                f"{what} {path} is writable by group or others, so anyone could change "
-                f"what runs as {_whoami()} (fix: chmod go-w {path})"
-            )
+    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    # In a sticky directory (/tmp) others may add files but cannot replace ours.
+    sticky_dir = what == "hook directory" and st.st_mode & stat.S_ISVTX
+    if writable and not sticky_dir:
+        problems.append(
+            f"{what} {path} is writable by group or others, so anyone could change "
+            f"what runs as {_whoami()} (fix: chmod go-w {path})"
+        )
     if st.st_uid not in (0, os.geteuid()):
         problems.append(
             f"{what} {path} is owned by uid {st.st_uid}, neither root nor the current "

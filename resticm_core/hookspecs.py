@@ -61,7 +61,7 @@ def resticm_notifier_types() -> Iterable[type[Any]]:  # type: ignore[empty-body]
 
 
 @hookspec(firstresult=True)
-def resticm_repository_password(repository: Repository) -> str | None:  # type: ignore[empty-body]
+def resticm_repository_password(repository: Repository) -> str | None:
     """Return the password of *repository* (from a vault, a keyring...), or None.
 
     Asked only when the config gives the repository no ``password``,

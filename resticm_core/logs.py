@@ -19,8 +19,13 @@ from .config import Logging
 from .secrets import Redactor
 
 LOGGER_NAME = "resticm_core"
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class RedactingFilter(logging.Filter):
@@ -101,11 +106,15 @@ def setup_logging(
             )
             os.chmod(path, 0o600)  # hook output may carry sensitive data
         except OSError as exc:
-            logger.warning("cannot write log file %s: %s; logging to the console only",
-                           settings.file, exc.strerror or exc)
+            logger.warning(
+                "cannot write log file %s: %s; logging to the console only",
+                settings.file,
+                exc.strerror or exc,
+            )
         else:
             file_handler.setFormatter(
-                JsonFormatter() if settings.json
+                JsonFormatter()
+                if settings.json
                 else logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
             )
             file_handler.addFilter(redacting)

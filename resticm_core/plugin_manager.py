@@ -8,6 +8,7 @@ nothing outside this module touches ``pm.hook``.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 import types
 from collections.abc import Iterable, Mapping
@@ -45,7 +46,9 @@ def make_plugin_manager(
 
     :param plugins: modules or objects with ``@hookimpl`` functions, registered first
         (embedding applications, tests).
-    :param entry_points: load the ``resticm`` entry-point group (builtins included).
+    :param entry_points: load the ``resticm`` entry-point group. The builtins are
+        registered either way (from their entry points, or directly when the
+        package is not installed), unless blocked.
     :param blocked: plugin names (entry-point names) that must not load.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -53,21 +56,48 @@ def make_plugin_manager(
     for name in blocked:
         if name:
             pm.set_blocked(name)
-    for plugin in plugins:
-        pm.register(plugin)
-    if entry_points:
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken third-party package must not crash silently
-            raise PluginError(f"cannot load a resticm plugin: {exc}") from exc
-    for name, module in BUILTIN_PLUGINS.items():
-        if pm.get_plugin(name) is None and not pm.is_blocked(name):
-            pm.register(importlib.import_module(module), name=name)
     try:
+        if entry_points:
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            except pluggy.PluginValidationError:
+                raise
+            except Exception as exc:  # a broken third-party package gets a clear message
+                raise PluginError(_broken_plugin_message(pm, exc)) from exc
+        # Explicit plugins after the entry points: one that is also installed (or a
+        # builtin) is the same module object and must not be registered twice.
+        for plugin in plugins:
+            if not pm.is_registered(plugin):
+                pm.register(plugin)
+        for name, module_name in BUILTIN_PLUGINS.items():
+            module = importlib.import_module(module_name)
+            if (
+                pm.get_plugin(name) is None
+                and not pm.is_blocked(name)
+                and not pm.is_registered(module)
+            ):
+                pm.register(module, name=name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
+        raise PluginError(f"invalid resticm plugin: {exc}") from exc
     return pm
+
+
+def _broken_plugin_message(pm: pluggy.PluginManager, exc: Exception) -> str:
+    """Name the entry point that failed: pluggy's error does not say which one."""
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                ep.load()
+            except Exception as error:
+                return (
+                    f"cannot load resticm plugin {ep.name!r} ({ep.value}) from "
+                    f"{dist.metadata['name']} {dist.version}: {type(error).__name__}: {error}; "
+                    f"fix or uninstall it, or block it with {DISABLE_ENV}={ep.name}"
+                )
+    return f"cannot load a resticm plugin: {type(exc).__name__}: {exc}"
 
 
 def blocked_from_env(value: str | None) -> list[str]:

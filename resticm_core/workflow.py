@@ -39,7 +39,16 @@ from .phases import (
     StepResult,
 )
 from .plugin_manager import PluginRegistry
-from .restic import Restic, ResticErrorKind, ResticResult, ResticRunner, SubprocessResticRunner
+from .restic import (
+    Restic,
+    ResticErrorKind,
+    ResticResult,
+    ResticRunner,
+    SubprocessResticRunner,
+    backup_args,
+    check_args,
+    forget_args,
+)
 from .secrets import Redactor, redact_url
 
 log = logging.getLogger("resticm_core")
@@ -90,7 +99,9 @@ class _Interrupt:
             log.warning("received %s: stopping the current step", signal.Signals(signum).name)
             self.stop.set()
         else:
-            log.warning("received %s again: skipping the remaining hooks", signal.Signals(signum).name)
+            log.warning(
+                "received %s again: skipping the remaining hooks", signal.Signals(signum).name
+            )
             self.abort.set()
 
     @property
@@ -252,27 +263,37 @@ class _Run:
     # -- restic steps -------------------------------------------------------------------
 
     def restic_step(
-        self, name: str, repository: Repository, args_preview: Sequence[str],
+        self,
+        name: str,
+        repository: Repository,
+        args_preview: Sequence[str],
         action: Callable[[], ResticResult],
     ) -> StepResult:
         """Run one restic step, or only show it in a dry run or after an interrupt."""
         command = self.restic.describe(args_preview, repository)
         if self.options.dry_run:
             log.info("[dry-run] would run: %s", command)
-            return self.record_step(StepResult(
-                name=name, repository=repository.name, outcome=Outcome.SKIPPED, command=command
-            ))
+            return self.record_step(
+                StepResult(
+                    name=name, repository=repository.name, outcome=Outcome.SKIPPED, command=command
+                )
+            )
         if self.interrupted:
-            return self.record_step(StepResult(
-                name=name, repository=repository.name, outcome=Outcome.SKIPPED, command=command,
-                error=f"not run: interrupted by {self.interrupt.name}",
-            ))
+            return self.record_step(
+                StepResult(
+                    name=name,
+                    repository=repository.name,
+                    outcome=Outcome.SKIPPED,
+                    command=command,
+                    error=f"not run: interrupted by {self.interrupt.name}",
+                )
+            )
         result = action()
         step = _step_from_result(name, repository.name, command, result)
-        if step.failed and self.interrupted:
+        if step.failed and self.interrupt.stop.is_set():  # the signal came during the step
             step = attrs.evolve(step, error=f"interrupted by {self.interrupt.name}")
         if step.failed:
-            self.error(f"{name} on {repository.name}: {step.error}")
+            self.error(step.error)  # restic's message names the command and repository
         return self.record_step(step)
 
     # -- the report ---------------------------------------------------------------------------
@@ -307,10 +328,14 @@ def _run_one_hook(hook: Hook, ctx: HookContext) -> Sequence[HookResult]:
         return hook.run(ctx)
     except Exception as exc:  # a plugin's bug fails its hook, never the whole run
         log.debug("hook %s crashed", hook.describe(), exc_info=True)
-        return [failed_result(
-            name=hook.describe(), kind=hook.kind, phase=ctx.phase,
-            error=f"hook crashed: {type(exc).__name__}: {exc}",
-        )]
+        return [
+            failed_result(
+                name=hook.describe(),
+                kind=hook.kind,
+                phase=ctx.phase,
+                error=f"hook crashed: {type(exc).__name__}: {exc}",
+            )
+        ]
 
 
 def _summary_variables(summary: BackupSummary) -> dict[str, str]:
@@ -404,7 +429,9 @@ def _backup_step(run: _Run) -> None:
         run.backup_status = BackupStatus.FAILURE
         error = "; ".join(problems)
         run.error(f"backup on {repo.name}: {error}")
-        run.record_step(StepResult(name="backup", repository=repo.name, outcome=Outcome.FAILED, error=error))
+        run.record_step(
+            StepResult(name="backup", repository=repo.name, outcome=Outcome.FAILED, error=error)
+        )
         return
     exclude_file = config.exclude_file or None
     if exclude_file and not Path(os.path.expanduser(exclude_file)).is_file():
@@ -412,20 +439,24 @@ def _backup_step(run: _Run) -> None:
         exclude_file = None
     tags = (*config.default_tags, *run.options.tags)
     paths = [os.path.expanduser(d) for d in config.directories]
-    preview = ["backup", "--json", *paths]
-    for tag in tags:
-        preview += ["--tag", tag]
-    for pattern in config.exclude_patterns:
-        preview += ["--exclude", pattern]
-    if exclude_file:
-        preview += ["--exclude-file", exclude_file]
-    preview += ["--host", config.hostname]
+    preview = backup_args(
+        paths,
+        tags=tags,
+        excludes=config.exclude_patterns,
+        exclude_file=exclude_file,
+        host=config.hostname,
+    )
 
     def action() -> ResticResult:
         run.backup_started = True
         outcome = run.restic.backup(
-            repo, paths, tags=tags, excludes=config.exclude_patterns,
-            exclude_file=exclude_file, host=config.hostname, on_status=run.on_backup_status,
+            repo,
+            paths,
+            tags=tags,
+            excludes=config.exclude_patterns,
+            exclude_file=exclude_file,
+            host=config.hostname,
+            on_status=run.on_backup_status,
         )
         run.summary = outcome.summary
         return outcome.result
@@ -487,14 +518,22 @@ def _maintenance(run: _Run) -> None:
             run.warn("retention policy is empty (every keep_* is 0): forget skipped")
         else:
             host = None if options.all_hosts else config.hostname
-            preview = ["forget", *policy, *(["--host", host] if host else [])]
-            run.restic_step("forget", repo, preview, lambda: run.restic.forget(repo, policy, host=host))
+            run.restic_step(
+                "forget",
+                repo,
+                forget_args(policy, host=host),
+                lambda: run.restic.forget(repo, policy, host=host),
+            )
     if do_prune:
         run.restic_step("prune", repo, ["prune"], lambda: run.restic.prune(repo))
     if do_check:
         deep = options.deep
-        preview = ["check", *(["--read-data"] if deep else [])]
-        run.restic_step("check", repo, preview, lambda: run.restic.check(repo, read_data=deep))
+        run.restic_step(
+            "check",
+            repo,
+            check_args(read_data=deep),
+            lambda: run.restic.check(repo, read_data=deep),
+        )
 
 
 def _result_hooks(run: _Run) -> None:
@@ -524,7 +563,9 @@ def _workflow(run: _Run) -> None:
 # -- the public entry point ------------------------------------------------------------------
 
 
-def _normalise_hooks(hooks: Mapping[Phase | str, Sequence[HookLike]] | None) -> dict[Phase, list[Hook]]:
+def _normalise_hooks(
+    hooks: Mapping[Phase | str, Sequence[HookLike]] | None,
+) -> dict[Phase, list[Hook]]:
     normalised: dict[Phase, list[Hook]] = {}
     for key, entries in (hooks or {}).items():
         try:
@@ -582,8 +623,15 @@ def run(
     if opts.command not in COMMANDS:
         raise UsageError(f"unknown command {opts.command!r} (commands: {', '.join(COMMANDS)})")
     environ = dict(os.environ if environ is None else environ)
+    if registry is not None and plugins:
+        raise UsageError(
+            "pass plugins= or registry=, not both (register the plugins in the registry)"
+        )
     registry = registry or PluginRegistry.default(plugins=plugins)
-    redactor = Redactor([*config.secrets()], urls=[config.repository, *(b.repository for b in config.backends.values())])
+    redactor = Redactor(
+        [*config.secrets()],
+        urls=[config.repository, *(b.repository for b in config.backends.values())],
+    )
     interrupt = _Interrupt()
     restic_runner = runner or SubprocessResticRunner(
         environ=environ,
@@ -592,24 +640,36 @@ def run(
     )
     restic = Restic(restic_runner, cancel=interrupt.stop)
     state = _Run(
-        config, opts, registry=registry, restic=restic, extra_hooks=_normalise_hooks(hooks),
-        output=output or LoggingSink(log), environ=environ, interrupt=interrupt,
-        redactor=redactor, on_backup_status=on_backup_status,
+        config,
+        opts,
+        registry=registry,
+        restic=restic,
+        extra_hooks=_normalise_hooks(hooks),
+        output=output or LoggingSink(log),
+        environ=environ,
+        interrupt=interrupt,
+        redactor=redactor,
+        on_backup_status=on_backup_status,
     )
     lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
     try:
         lock.acquire(wait=opts.lock_wait)
-    except LockHeldError as exc:
+    except (LockHeldError, ResticmError) as exc:
         # No hooks: on_error could restart services the other run just stopped.
         state.error(str(exc))
-        return attrs.evolve(state.report(), exit_code=LockHeldError.exit_code)
-    except ResticmError as exc:
-        state.error(str(exc))
-        return state.report()
+        report = state.report()
+        if isinstance(exc, LockHeldError):
+            report = attrs.evolve(report, exit_code=LockHeldError.exit_code)
+        registry.run_finished(report, config)
+        return report
     try:
         with _signal_handlers(interrupt, handle_signals):
-            log.info("resticm %s started on %s%s", opts.command, config.hostname,
-                     " (dry run)" if opts.dry_run else "")
+            log.info(
+                "resticm %s started on %s%s",
+                opts.command,
+                config.hostname,
+                " (dry run)" if opts.dry_run else "",
+            )
             _workflow(state)
     finally:
         lock.release()
@@ -641,10 +701,16 @@ def run_phase_hooks(
         raise UsageError(f"unknown hook phase {phase!r} (phases: {valid})") from None
     registry = registry or PluginRegistry.default()
     state = _Run(
-        config, RunOptions(command="hooks", dry_run=dry_run), registry=registry,
-        restic=Restic(SubprocessResticRunner()), extra_hooks={},
-        output=output or LoggingSink(log), environ=dict(os.environ if environ is None else environ),
-        interrupt=_Interrupt(), redactor=Redactor(config.secrets()), on_backup_status=None,
+        config,
+        RunOptions(command="hooks", dry_run=dry_run),
+        registry=registry,
+        restic=Restic(SubprocessResticRunner()),
+        extra_hooks={},
+        output=output or LoggingSink(log),
+        environ=dict(os.environ if environ is None else environ),
+        interrupt=_Interrupt(),
+        redactor=Redactor(config.secrets()),
+        on_backup_status=None,
     )
     state.backup_status = backup_status
     if error:

@@ -93,13 +93,17 @@ class CallLog:
     def line(self, tag: str) -> str:
         """Shell that records *tag* and the variables a phase sees."""
         fields = " ".join(
-            f"{v}=${{{v}-}}" for v in (
-                "RESTICM_PHASE", "BACKUP_STATUS", "RESTICM_BACKUP_PARTIAL", "RESTICM_SNAPSHOT_ID",
+            f"{v}=${{{v}-}}"
+            for v in (
+                "RESTICM_PHASE",
+                "BACKUP_STATUS",
+                "RESTICM_BACKUP_PARTIAL",
+                "RESTICM_SNAPSHOT_ID",
             )
         )
         return (
             f'printf "%s\\n" "{tag} {fields} '
-            f'BACKUP_ERROR=$(printf %s "${{BACKUP_ERROR-}}" | head -c 80 | tr "\\n" " ") '
+            f'BACKUP_ERROR=$(printf %s "${{BACKUP_ERROR-}}" | head -c 400 | tr "\\n" " ") '
             f'ERROR=$(printf %s "${{ERROR-}}" | head -c 200 | tr "\\n" "|")" >> {self.path}\n'
         )
 
@@ -141,7 +145,10 @@ def snapshot_ids(repo: Path, cache: Path) -> list[str]:
 
     out = subprocess.run(
         ["restic", "snapshots", "--json", "--no-lock"],
-        env=restic_env(cache, repo), capture_output=True, text=True, check=True,
+        env=restic_env(cache, repo),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [s["short_id"] for s in json.loads(out.stdout or "[]")]
 

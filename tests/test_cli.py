@@ -20,8 +20,9 @@ from .conftest import PASSWORD, CallLog, requires_restic, snapshot_ids, write_sc
 pytestmark = [requires_restic, pytest.mark.restic]
 
 
-def write_config(tmp_path: Path, repo: Path, source: Path, hooks: str = "", extra: str = "",
-                 mode: int = 0o600) -> Path:
+def write_config(
+    tmp_path: Path, repo: Path, source: Path, hooks: str = "", extra: str = "", mode: int = 0o600
+) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"repository: {repo}\n"
@@ -36,18 +37,31 @@ def write_config(tmp_path: Path, repo: Path, source: Path, hooks: str = "", extr
 
 
 def resticm(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "resticm_core", *args], env=env,
-                          capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "resticm_core", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ["-c", "{cfg}", "backup", "--dry-run"],
-    ["--dry-run", "-c", "{cfg}", "backup"],
-    ["backup", "-n", "-c", "{cfg}"],
-    ["-n", "backup", "--config={cfg}"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-c", "{cfg}", "backup", "--dry-run"],
+        ["--dry-run", "-c", "{cfg}", "backup"],
+        ["backup", "-n", "-c", "{cfg}"],
+        ["-n", "backup", "--config={cfg}"],
+    ],
+)
 def test_global_flags_before_or_after_the_command(
-    argv: list[str], tmp_path: Path, repo: Path, source: Path, environ: dict[str, str],
+    argv: list[str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
 ) -> None:
     cfg = write_config(tmp_path, repo, source)
     result = resticm(*[a.format(cfg=cfg) for a in argv], "--json", env=environ)
@@ -58,7 +72,10 @@ def test_global_flags_before_or_after_the_command(
 
 
 def test_backup_json_report_and_verbose_command_line(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
 ) -> None:
     cfg = write_config(tmp_path, repo, source)
     result = resticm("backup", "-c", str(cfg), "-v", "--json", "-t", "manual", env=environ)
@@ -73,9 +90,14 @@ def test_backup_json_report_and_verbose_command_line(
 
 
 def test_config_error_is_located_exit_2_without_traceback(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
 ) -> None:
-    cfg = write_config(tmp_path, repo, source, extra="verify_no_locks: no\nretention:\n  keep_dayly: 3\n")
+    cfg = write_config(
+        tmp_path, repo, source, extra="verify_no_locks: no\nretention:\n  keep_dayly: 3\n"
+    )
     result = resticm("backup", "-c", str(cfg), env=environ)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -91,7 +113,10 @@ def test_config_validate(tmp_path: Path, repo: Path, source: Path, environ: dict
 
 
 def test_world_readable_config_with_password_is_refused(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
 ) -> None:
     cfg = write_config(tmp_path, repo, source, mode=0o644)
     result = resticm("backup", "-c", str(cfg), env=environ)
@@ -100,12 +125,26 @@ def test_world_readable_config_with_password_is_refused(
 
 
 def test_hooks_run_one_phase_with_its_environment(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str], calls: CallLog,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
+    calls: CallLog,
 ) -> None:
     script = write_script(tmp_path / "hooks" / "err.sh", calls.line("on_error"))
     cfg = write_config(tmp_path, repo, source, hooks=f"  on_error: {script}\n")
-    result = resticm("hooks", "run", "on_error", "--status", "failure", "--error", "disk full",
-                     "-c", str(cfg), env=environ)
+    result = resticm(
+        "hooks",
+        "run",
+        "on_error",
+        "--status",
+        "failure",
+        "--error",
+        "disk full",
+        "-c",
+        str(cfg),
+        env=environ,
+    )
     assert result.returncode == 0, result.stderr
     entry = calls.entry("on_error")
     assert entry["BACKUP_STATUS"] == "failure" and entry["ERROR"] == "disk full"
@@ -124,7 +163,11 @@ def test_version_and_plugins(environ: dict[str, str]) -> None:
 
 
 def test_lock_held_exits_75_and_runs_no_hook(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str], calls: CallLog,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
+    calls: CallLog,
 ) -> None:
     script = write_script(tmp_path / "hooks" / "err.sh", calls.line("on_error"))
     cfg = write_config(tmp_path, repo, source, hooks=f"  on_error: {script}\n")
@@ -153,7 +196,10 @@ def _children(pid: int) -> list[tuple[int, str]]:
 
 
 def test_sigterm_during_backup_runs_cleanup_and_exits_143(
-    tmp_path: Path, repo: Path, environ: dict[str, str], calls: CallLog,
+    tmp_path: Path,
+    repo: Path,
+    environ: dict[str, str],
+    calls: CallLog,
 ) -> None:
     big = tmp_path / "big"
     big.mkdir()
@@ -165,8 +211,13 @@ def test_sigterm_during_backup_runs_cleanup_and_exits_143(
         for phase in ("pre_backup", "post_backup", "on_success", "on_error", "finally")
     )
     cfg = write_config(tmp_path, repo, big, hooks=hooks)
-    proc = subprocess.Popen([sys.executable, "-m", "resticm_core", "backup", "-c", str(cfg)],
-                            env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resticm_core", "backup", "-c", str(cfg)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if any("restic backup" in cmd or "backup --json" in cmd for _, cmd in _children(proc.pid)):
@@ -184,13 +235,21 @@ def test_sigterm_during_backup_runs_cleanup_and_exits_143(
     # The lock is free and the repository is intact.
     with ProcessLock(lock_key(cfg, str(repo))):
         pass
-    check = subprocess.run(["restic", "check", "-q"], capture_output=True, text=True,
-                           env={**environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD})
+    check = subprocess.run(
+        ["restic", "check", "-q"],
+        capture_output=True,
+        text=True,
+        env={**environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD},
+    )
     assert check.returncode == 0, check.stderr
 
 
 def test_missing_restic_is_reported_and_on_error_runs(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str], calls: CallLog,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
+    calls: CallLog,
 ) -> None:
     hooks = "".join(
         f"  {phase}: {write_script(tmp_path / 'hooks' / f'{phase}.sh', calls.line(phase))}\n"
@@ -202,8 +261,15 @@ def test_missing_restic_is_reported_and_on_error_runs(
     for tool in ("head", "tr"):  # what the recording hooks use, and no restic
         (bin_dir / tool).symlink_to(f"/usr/bin/{tool}")
     env = {**environ, "PATH": str(bin_dir)}
-    result = subprocess.run([sys.executable, "-m", "resticm_core", "backup", "-c", str(cfg)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "resticm_core", "backup", "-c", str(cfg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "restic is not installed" in result.stderr
-    assert calls.tags() == ["on_error"], "no pre_backup: nothing is stopped for a run that cannot back up"
+    assert calls.tags() == ["on_error"], (
+        "no pre_backup: nothing is stopped for a run that cannot back up"
+    )

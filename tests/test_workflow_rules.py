@@ -35,8 +35,9 @@ def recording_hooks(tmp_path: Path, calls: CallLog, **bodies: str) -> dict[str, 
     return hooks
 
 
-def make_config(repo: Path, sources: list[Path | str], hooks: dict[str, Any], tmp_path: Path,
-                **extra: Any) -> Any:
+def make_config(
+    repo: Path, sources: list[Path | str], hooks: dict[str, Any], tmp_path: Path, **extra: Any
+) -> Any:
     data = {
         "repository": str(repo),
         "password": PASSWORD,
@@ -60,7 +61,7 @@ def steps(report: RunReport) -> list[tuple[str, str]]:
     return [(s.name, s.outcome.value) for s in report.steps]
 
 
-# -- pre_backup fails -----------------------------------------------------------------------
+# -- pre_backup fails ----------------------------------------------------------------------------
 
 PRE_FAILURES = {
     "exit-1": lambda tmp, calls: calls.line("pre_backup") + "echo 'dump failed' >&2\nexit 1\n",
@@ -78,20 +79,31 @@ def _pre_backup_entry(kind: str, tmp_path: Path, calls: CallLog) -> Any:
         module.write_text(
             "import os\n"
             "def boom(ctx):\n"
-            f"    open({str(calls.path)!r}, 'a').write('pre_backup RESTICM_PHASE=' + ctx.env['RESTICM_PHASE'] + '\\n')\n"
+            f"    log = open({str(calls.path)!r}, 'a')\n"
+            "    log.write('pre_backup RESTICM_PHASE=' + ctx.env['RESTICM_PHASE'] + '\\n')\n"
             "    raise RuntimeError('database is down')\n"
         )
         return f"python:{module.stem}:boom"
     body = PRE_FAILURES[kind](tmp_path, calls)  # type: ignore[operator]
     script = write_script(tmp_path / "hooks" / "pre.sh", body)
-    return [{"kind": "script", "path": str(script), "timeout": 1}] if kind == "timeout" else str(script)
+    return (
+        [{"kind": "script", "path": str(script), "timeout": 1}]
+        if kind == "timeout"
+        else str(script)
+    )
 
 
 @pytest.mark.parametrize("kind", list(PRE_FAILURES))
 @pytest.mark.parametrize("command", ["backup", "full"])
 def test_pre_backup_failure_aborts_backup_and_full(
-    command: str, kind: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
-    environ: dict[str, str], do_run: Callable[..., RunReport],
+    command: str,
+    kind: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    environ: dict[str, str],
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
     hooks["pre_backup"] = _pre_backup_entry(kind, tmp_path, calls)
@@ -109,7 +121,11 @@ def test_pre_backup_failure_aborts_backup_and_full(
 
 @pytest.mark.parametrize("kind", ["exit-1", "missing-file"])
 def test_pre_backup_failure_default_workflow_continues_with_forget(
-    kind: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
+    kind: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
     do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
@@ -122,13 +138,20 @@ def test_pre_backup_failure_default_workflow_continues_with_forget(
     assert report.exit_code == 1
 
 
-# -- soft skip (exit 75 / SkipBackup) -----------------------------------------------------------
+# -- soft skip (exit 75 / SkipBackup) ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("form", ["script", "directory-module", "python"])
 @pytest.mark.parametrize("command", ["backup", "default"])
 def test_soft_skip(
-    command: str, form: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
-    environ: dict[str, str], do_run: Callable[..., RunReport],
+    command: str,
+    form: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    environ: dict[str, str],
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
     if form == "script":
@@ -157,7 +180,11 @@ def test_soft_skip(
 
 
 def test_exit_75_outside_pre_backup_counts_as_success(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, do_run: Callable[..., RunReport],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls, post_backup="exit 75\n")
     report = do_run(make_config(repo, [source], hooks, tmp_path))
@@ -167,10 +194,16 @@ def test_exit_75_outside_pre_backup_counts_as_success(
 
 # -- backup fails --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["missing-source", "restic-error"])
 @pytest.mark.parametrize("command", ["backup", "default"])
 def test_backup_failure_runs_post_backup_with_failure(
-    command: str, how: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
+    command: str,
+    how: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
     do_run: Callable[..., RunReport],
 ) -> None:
     sources: list[Path | str] = [source]
@@ -196,10 +229,17 @@ def test_backup_failure_runs_post_backup_with_failure(
 
 # -- partial backup (restic exit 3) --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", ["backup", "default"])
 def test_partial_backup_is_success_with_marker_and_exit_3(
-    command: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog, sleeper: int,
-    environ: dict[str, str], do_run: Callable[..., RunReport],
+    command: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    sleeper: int,
+    environ: dict[str, str],
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
     unreadable = f"/proc/{sleeper}/mem"  # read() fails with EIO, even for root
@@ -216,8 +256,13 @@ def test_partial_backup_is_success_with_marker_and_exit_3(
 
 # -- post_backup fails ---------------------------------------------------------------------------
 
+
 def test_post_backup_failure_keeps_backup_successful(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    environ: dict[str, str],
     do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls, post_backup="echo 'cleanup broke' >&2\nexit 4\n")
@@ -231,26 +276,43 @@ def test_post_backup_failure_keeps_backup_successful(
     assert len(snapshot_ids(repo, Path(environ["RESTIC_CACHE_DIR"]))) == 1
 
 
-# -- on_success / on_error exactly once; ERROR lists every failed step --------------------------------
+# -- on_success / on_error exactly once; ERROR lists every failed step ---------------------------
+
 
 def test_on_error_runs_once_listing_every_failed_step(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, do_run: Callable[..., RunReport],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
-    config = make_config(repo, [source, tmp_path / "missing"], hooks, tmp_path,
-                         retention={"keep_within": "not-a-duration"})
+    config = make_config(
+        repo,
+        [source, tmp_path / "missing"],
+        hooks,
+        tmp_path,
+        retention={"keep_within": "not-a-duration"},
+    )
     report = do_run(config, "default")
 
     assert calls.tags().count("on_error") == 1 and "on_success" not in calls.tags()
     assert calls.tags()[-2:] == ["on_error", "finally"], "after every step"
     error = calls.entry("on_error")["ERROR"]
-    assert "backup on primary" in error and "forget on primary" in error
+    assert "source directory" in error and "restic forget failed on primary" in error
     assert [(s.name, s.outcome) for s in report.steps] == [
-        ("backup", Outcome.FAILED), ("forget", Outcome.FAILED)]
+        ("preflight", Outcome.OK),
+        ("backup", Outcome.FAILED),
+        ("forget", Outcome.FAILED),
+    ]
 
 
 def test_success_path_variables(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    environ: dict[str, str],
     do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
@@ -267,10 +329,15 @@ def test_success_path_variables(
     assert [s.name for s in report.steps] == ["preflight", "backup", "forget"]
 
 
-# -- finally ----------------------------------------------------------------------------------------
+# -- finally -------------------------------------------------------------------------------------
+
 
 def test_finally_failure_leaves_exit_code(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, do_run: Callable[..., RunReport],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls, **{"finally": "exit 9\n"})
     report = do_run(make_config(repo, [source], hooks, tmp_path))
@@ -281,10 +348,16 @@ def test_finally_failure_leaves_exit_code(
 
 # -- --no-hooks ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", ["backup", "default", "full"])
 def test_no_hooks_runs_no_hook_of_any_phase(
-    command: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
-    environ: dict[str, str], do_run: Callable[..., RunReport],
+    command: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    environ: dict[str, str],
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls, pre_backup="exit 1\n")
     report = do_run(make_config(repo, [source], hooks, tmp_path), command, no_hooks=True)
@@ -294,6 +367,7 @@ def test_no_hooks_runs_no_hook_of_any_phase(
 
 
 # -- --dry-run -----------------------------------------------------------------------------------
+
 
 def _tree_digest(root: Path) -> str:
     digest = hashlib.sha256()
@@ -306,7 +380,11 @@ def _tree_digest(root: Path) -> str:
 
 @pytest.mark.parametrize("command", ["backup", "default", "full"])
 def test_dry_run_executes_nothing(
-    command: str, tmp_path: Path, repo: Path, source: Path, calls: CallLog,
+    command: str,
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
     do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
@@ -323,7 +401,11 @@ def test_dry_run_executes_nothing(
 
 
 def test_dry_run_still_checks_hooks_statically(
-    tmp_path: Path, repo: Path, source: Path, calls: CallLog, do_run: Callable[..., RunReport],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    do_run: Callable[..., RunReport],
 ) -> None:
     hooks = recording_hooks(tmp_path, calls)
     Path(hooks["pre_backup"]).chmod(0o600)  # not executable
@@ -333,17 +415,29 @@ def test_dry_run_still_checks_hooks_statically(
     assert calls.tags() == []
 
 
-# -- the hook environment -------------------------------------------------------------------------
+# -- the hook environment ------------------------------------------------------------------------
+
 
 def test_hook_environment_has_no_secrets_and_no_stale_status(
-    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    environ: dict[str, str],
     do_run: Callable[..., RunReport],
 ) -> None:
     dump = tmp_path / "env"
-    hooks = {p: str(write_script(tmp_path / "hooks" / f"{p}.sh", f"env > {dump}.{p}\n"))
-             for p in ("pre_backup", "post_backup")}
-    environ.update({"RESTIC_PASSWORD": "inherited-secret", "BACKUP_STATUS": "stale",
-                    "ERROR": "stale", "RESTIC_FROM_PASSWORD": "x-secret"})
+    hooks = {
+        p: str(write_script(tmp_path / "hooks" / f"{p}.sh", f"env > {dump}.{p}\n"))
+        for p in ("pre_backup", "post_backup")
+    }
+    environ.update(
+        {
+            "RESTIC_PASSWORD": "inherited-secret",
+            "BACKUP_STATUS": "stale",
+            "ERROR": "stale",
+            "RESTIC_FROM_PASSWORD": "x-secret",
+        }
+    )
     config = make_config(repo, [source], {**hooks, "environment": {"SITE": "main"}}, tmp_path)
     report = do_run(config)
     assert report.exit_code == 0
@@ -359,10 +453,14 @@ def test_hook_environment_has_no_secrets_and_no_stale_status(
     assert "RESTICM_CONFIG=" in post and "RESTICM_DRY_RUN=0" in post
 
 
-# -- hooks from code ----------------------------------------------------------------------------------
+# -- hooks from code -----------------------------------------------------------------------------
+
 
 def test_python_hooks_registered_from_code(
-    tmp_path: Path, repo: Path, source: Path, do_run: Callable[..., RunReport],
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    do_run: Callable[..., RunReport],
 ) -> None:
     seen: list[tuple[str, str]] = []
 
