@@ -252,8 +252,10 @@ def _detail(stderr: Sequence[str], kind: ResticErrorKind) -> str:
         for line in lines:
             if wanted in line:
                 detail = _strip_fatal(line)
-                if kind is ResticErrorKind.REPOSITORY_MISSING and "does not exist" not in detail:
-                    detail = f"repository does not exist: {detail}"
+                if kind is ResticErrorKind.REPOSITORY_MISSING:
+                    if "does not exist" not in detail:
+                        detail = f"repository does not exist: {detail}"
+                    detail += " (create it with 'resticm init')"
                 return detail
     if wanted is not None:
         # restic >= 0.17 says it with its exit code alone; name the cause anyway.

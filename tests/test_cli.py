@@ -273,3 +273,73 @@ def test_missing_restic_is_reported_and_on_error_runs(
     assert calls.tags() == ["on_error"], (
         "no pre_backup: nothing is stopped for a run that cannot back up"
     )
+
+
+def test_init_then_already_initialized(
+    tmp_path: Path, source: Path, environ: dict[str, str]
+) -> None:
+    fresh = tmp_path / "fresh-repo"
+    cfg = write_config(tmp_path, fresh, source)
+    first = resticm("init", "-c", str(cfg), env=environ)
+    assert first.returncode == 0, first.stderr
+    assert "initialized repository" in first.stdout and (fresh / "config").is_file()
+    second = resticm("init", "-c", str(cfg), env=environ)
+    assert second.returncode == 0 and "already initialized" in second.stdout
+    backup = resticm("backup", "-c", str(cfg), env=environ)
+    assert backup.returncode == 0, backup.stderr
+
+
+def test_repository_not_initialised_says_so(
+    tmp_path: Path, source: Path, environ: dict[str, str], calls: CallLog
+) -> None:
+    script = write_script(tmp_path / "hooks" / "pre.sh", calls.line("pre_backup"))
+    cfg = write_config(
+        tmp_path, tmp_path / "nothing-here", source, hooks=f"  pre_backup: {script}\n"
+    )
+    result = resticm("backup", "-c", str(cfg), env=environ)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "resticm init" in result.stderr
+    assert calls.tags() == [], "the preflight stops the run before pre_backup stops anything"
+
+
+def test_wrong_password_is_reported_as_wrong_password(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = write_config(tmp_path, repo, source)
+    cfg.write_text(cfg.read_text().replace(PASSWORD, "not-the-password"))
+    result = resticm("backup", "-c", str(cfg), env=environ)
+    assert result.returncode == 1
+    assert "wrong password" in result.stderr
+    assert "not initialized" not in result.stderr and "does not exist" not in result.stderr
+    assert "not-the-password" not in result.stderr
+    init = resticm("init", "-c", str(cfg), env=environ)
+    assert init.returncode == 1 and "wrong password" in init.stderr
+
+
+def test_progress_line_on_a_terminal(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    import pty
+
+    cfg = write_config(tmp_path, repo, source)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resticm_core", "backup", "-c", str(cfg)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(timeout=60) == 0
+    text = output.decode(errors="replace")
+    assert "\r\x1b[K" in text, "the progress line is redrawn in place"
+    assert "files" in text

@@ -197,7 +197,8 @@ def result(exit_code: int | None, stderr: Sequence[str] = (), **kwargs: Any) -> 
         (
             result(1, RESTIC_014_MISSING),
             "restic backup failed on primary: repository does not exist: unable to open config "
-            "file: stat /x/config: no such file or directory (exit 1)",
+            "file: stat /x/config: no such file or directory (create it with 'resticm init') "
+            "(exit 1)",
         ),
         (
             result(1, RESTIC_014_LOCKED),
@@ -292,7 +293,7 @@ def test_result_from_exit_classifies() -> None:
             "no such file or directory",
             ResticErrorKind.REPOSITORY_MISSING,
             "repository does not exist: unable to open config file: stat /r/config: no such file "
-            "or directory (exit 10)",
+            "or directory (create it with 'resticm init') (exit 10)",
         ),
         (
             11,
