@@ -1,0 +1,599 @@
+"""Finding, reading and validating a configuration file, with located errors.
+
+``load_config`` is the front door for files, ``config_from_dict`` for mappings
+(the Ansible module, tests, embedding code). Both use the same converter and
+the same checks, so a problem reads the same everywhere::
+
+    config.yaml:12: hooks.pre_backup[1].timeout: expected a number of seconds
+        (or like '10m'), got 'soon'
+    <config>: copy_to_backends[0]: unknown backend 'offsite' (defined: b2)
+
+Every schema problem is reported at once in one :class:`~resticm_core.errors.ConfigError`;
+a YAML syntax error or duplicate key is reported alone, because the parser stops there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import stat
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from cattrs.errors import CattrsError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .config import SECRET_NAME_WORDS, Backend, Config
+from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
+from .errors import ConfigError
+from .hooks import HookContext
+from .phases import Phase
+from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+
+#: Where root's configuration lives, and the second choice of other users.
+DEFAULT_ETC_DIR = Path("/etc/resticm")
+#: Below a home directory: the user's configuration and the context file.
+USER_CONFIG = Path(".config/resticm/config.yaml")
+CONTEXT_FILE = Path(".config/resticm/context.yaml")
+NOT_FOUND_MESSAGE = (
+    "no configuration file found. Create one at ~/.config/resticm/config.yaml "
+    "or /etc/resticm/config.yaml, or pass --config"
+)
+#: Environment variables that give restic the primary password when the config names none.
+PASSWORD_VARIABLES = ("RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND")
+PASSWORD_KEYS = ("password", "password_file", "password_command")
+PASSWORD_REQUIRED = "required: set password, password_file or password_command (or RESTIC_PASSWORD)"
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+RETENTION_COUNTS = (
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+)
+# A config nests about six levels; the limit turns a pathological file into a
+# located error instead of a RecursionError.
+_MAX_YAML_DEPTH = 100
+
+
+def _yaml() -> YAML:
+    """A fresh round-trip loader: a YAML instance keeps per-document state."""
+    yaml = YAML()
+    yaml.max_depth = _MAX_YAML_DEPTH
+    return yaml
+
+
+# -- search order -----------------------------------------------------------------
+
+
+def _home_of_user(name: str) -> Path | None:
+    try:
+        return Path(pwd.getpwnam(name).pw_dir)
+    except KeyError:
+        return None
+
+
+def find_config_path(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    euid: int | None = None,
+    etc_dir: Path = DEFAULT_ETC_DIR,
+    home: Path | None = None,
+    user_home: Callable[[str], Path | None] = _home_of_user,
+) -> tuple[Path, list[Path]]:
+    """The configuration file to use, as the Go tool finds it.
+
+    1. *explicit* (``--config``), which must exist;
+    2. ``config_file`` of the context file ``~/.config/resticm/context.yaml``
+       when that file parses and names an existing file;
+    3. for root: ``/etc/resticm/config.yaml``, then the ``SUDO_USER``'s
+       ``~/.config/resticm/config.yaml``; for other users:
+       ``$HOME/.config/resticm/config.yaml``, then ``/etc/resticm/config.yaml``.
+
+    :param environ: the environment (``HOME``, ``SUDO_USER``); default ``os.environ``.
+    :param euid: the effective user id; default ``os.geteuid()``.
+    :param etc_dir: stands for ``/etc/resticm`` (tests).
+    :param home: stands for ``$HOME`` (tests).
+    :param user_home: finds a user's home directory by name (``pwd`` by default).
+    :returns: the chosen path and the other existing candidates of step 3
+        (reported as "also found"); the list is empty for steps 1 and 2.
+    :raises ConfigError: nothing was found.
+    """
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return _explicit_path(explicit), []
+    home_dir = home if home is not None else _env_home(env)
+    if home_dir is not None:
+        from_context = _context_config(home_dir / CONTEXT_FILE)
+        if from_context is not None:
+            return from_context, []
+    uid = os.geteuid() if euid is None else euid
+    candidates = [etc_dir / "config.yaml"]
+    if uid == 0:
+        sudo_home = user_home(env["SUDO_USER"]) if env.get("SUDO_USER") else None
+        if sudo_home is not None:
+            candidates.append(sudo_home / USER_CONFIG)
+    elif home_dir is not None:
+        candidates.insert(0, home_dir / USER_CONFIG)
+    existing = [path for path in candidates if path.exists()]
+    if not existing:
+        raise ConfigError([NOT_FOUND_MESSAGE])
+    return existing[0], existing[1:]
+
+
+def _env_home(env: Mapping[str, str]) -> Path | None:
+    value = env.get("HOME")
+    return Path(value) if value else None
+
+
+def _explicit_path(explicit: str | os.PathLike[str]) -> Path:
+    given = os.fspath(explicit)
+    path = Path(os.path.expanduser(given))
+    # Path("") is ".", which exists: an empty --config is not a file.
+    if not given or not path.exists():
+        raise ConfigError([f"config file not found: {given}"])
+    return path
+
+
+def _context_config(context_file: Path) -> Path | None:
+    """``config_file`` from the context file; None when missing, unparseable or stale."""
+    try:
+        data = _yaml().load(context_file.read_text(encoding="utf-8"))
+    except Exception:  # unreadable or unparseable (ruamel raises more than YAMLError)
+        return None
+    value = data.get("config_file") if isinstance(data, Mapping) else None
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    return path if path.exists() else None
+
+
+# -- permissions ------------------------------------------------------------------
+
+
+def check_config_permissions(
+    path: str | os.PathLike[str],
+    data: object,
+    *,
+    st: os.stat_result | None = None,
+    environ: Mapping[str, str] | None = None,
+    euid: int | None = None,
+) -> list[str]:
+    """Why the config file at *path* must not be used; empty when it may.
+
+    Refused: a file writable by group or others (it names programs resticm
+    runs, often as root); a file readable by group or others that holds a
+    secret inline (*data* is the parsed document); a file owned by neither root,
+    the current user, nor the ``SUDO_USER``.
+
+    :param st: the file's ``stat`` if already taken (from the open descriptor).
+    """
+    shown = Path(path)
+    if st is None:
+        try:
+            st = os.stat(shown)
+        except OSError as exc:
+            return [f"cannot read config {shown}: {exc.strerror}"]
+    env = os.environ if environ is None else environ
+    uid = os.geteuid() if euid is None else euid
+    mode = stat.S_IMODE(st.st_mode)
+    problems = []
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(
+            f"{shown} is writable by group or others (mode {mode:04o}), and it names "
+            f"programs resticm runs (fix: chmod 600 {shown})"
+        )
+    elif mode & (stat.S_IRGRP | stat.S_IROTH) and (secrets := inline_secrets(data)):
+        problems.append(
+            f"{shown} is readable by group or others (mode {mode:04o}) and holds secrets "
+            f"inline ({', '.join(secrets)}) (fix: chmod 600 {shown}, or move them to "
+            "password_file / password_command)"
+        )
+    if st.st_uid not in _allowed_owners(uid, env):
+        problems.append(
+            f"{shown} is owned by uid {st.st_uid}, neither root nor the current user "
+            f"(fix: chown {_user_name(uid)} {shown})"
+        )
+    return problems
+
+
+def _allowed_owners(euid: int, env: Mapping[str, str]) -> set[int]:
+    owners = {0, euid}
+    sudo_user = env.get("SUDO_USER")
+    if sudo_user:
+        with contextlib.suppress(KeyError):  # a stale SUDO_USER: nobody more
+            owners.add(pwd.getpwnam(sudo_user).pw_uid)
+    return owners
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def inline_secrets(data: object) -> list[str]:
+    """The keys of *data* (a parsed, possibly invalid, document) that hold a secret.
+
+    Names only, never values. Looked at: ``password``, ``aws_secret_access_key``
+    and secret-named ``env:`` variables of the primary and of every backend,
+    notification ``token``s and secret-named ``options``, secret-named
+    ``hooks.environment`` variables and each hook's ``env:``.
+    """
+    if not isinstance(data, Mapping):
+        return []
+    found = _repository_secrets(data, "")
+    backends = data.get("backends")
+    if isinstance(backends, Mapping):
+        for name, backend in backends.items():
+            found += _repository_secrets(backend, f"backends.{name}.")
+    notifications = data.get("notifications")
+    providers = notifications.get("providers") if isinstance(notifications, Mapping) else None
+    for i, provider in enumerate(_items(providers)):
+        if isinstance(provider, Mapping):
+            prefix = f"notifications.providers[{i}]."
+            if provider.get("token"):
+                found.append(prefix + "token")
+            found += _secret_env(provider.get("options"), prefix + "options")
+    hooks = data.get("hooks")
+    if isinstance(hooks, Mapping):
+        found += _secret_env(hooks.get("environment"), "hooks.environment")
+        for phase in Phase:
+            for i, entry in enumerate(_items(hooks.get(phase.value))):
+                if isinstance(entry, Mapping):
+                    found += _secret_env(entry.get("env"), f"hooks.{phase.value}[{i}].env")
+    return found
+
+
+def _repository_secrets(node: object, prefix: str) -> list[str]:
+    if not isinstance(node, Mapping):
+        return []
+    found = [prefix + key for key in ("password", "aws_secret_access_key") if node.get(key)]
+    return found + _secret_env(node.get("env"), prefix + "env")
+
+
+def _secret_env(env: object, prefix: str) -> list[str]:
+    if not isinstance(env, Mapping):
+        return []
+    return [
+        f"{prefix}.{key}"
+        for key, value in env.items()
+        if value and any(word in str(key).upper() for word in SECRET_NAME_WORDS)
+    ]
+
+
+def _items(value: object) -> Sequence[Any]:
+    return value if isinstance(value, list | tuple) else []
+
+
+# -- locating problems ------------------------------------------------------------
+
+
+@attrs.frozen
+class _Document:
+    """The parsed data of one source, to turn key paths into ``file:line: path`` text."""
+
+    source: str
+    data: object
+
+    def message(self, path: KeyPath, message: str) -> str:
+        dotted, line = _locate(self.data, path)
+        where = self.source if line is None else f"{self.source}:{line + 1}"
+        return f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}"
+
+    def error(self, problems: Iterable[tuple[KeyPath, str]]) -> ConfigError:
+        located = [
+            (_locate(self.data, path)[1] or 0, self.message(path, text)) for path, text in problems
+        ]
+        located.sort(key=lambda item: item[0])  # stable: same-line problems keep their order
+        return ConfigError(message for _, message in located)
+
+
+_MISSING = object()
+
+
+def _locate(data: object, path: KeyPath) -> tuple[str, int | None]:
+    """The dotted text of *path* and the 0-based line of its deepest existing part.
+
+    A missing key (a required one) is shown by its name, at its parent's line.
+    """
+    dotted = ""
+    node: object = data
+    line = _own_line(data)
+    for part in path:
+        child, child_line, is_index = _step(node, part)
+        if is_index:
+            dotted += f"[{part}]"
+        else:
+            dotted += f".{part}" if dotted else str(part)
+        node = child
+        if child_line is not None:
+            line = child_line
+    return dotted, line
+
+
+def _step(node: object, part: Hashable) -> tuple[object, int | None, bool]:
+    """One level down: (child or _MISSING, the child's line if known, part is an index)."""
+    is_index = isinstance(part, int) and not isinstance(part, bool)
+    if isinstance(node, list | tuple) and isinstance(part, int) and is_index:
+        if not 0 <= part < len(node):
+            return _MISSING, None, True
+        return node[part], _line_of(node, "item", part), True
+    if isinstance(node, Mapping):
+        if part not in node:
+            return _MISSING, None, False
+        return node[part], _line_of(node, "key", part), False
+    return _MISSING, None, is_index
+
+
+def _line_of(node: object, how: str, part: Hashable) -> int | None:
+    lc = getattr(node, "lc", None)
+    if lc is None:  # plain dicts and lists (config_from_dict) have no positions
+        return None
+    try:
+        position = getattr(lc, how)(part)
+    except (KeyError, IndexError, TypeError):  # merged (<<) keys have no own position
+        return None
+    return int(position[0]) if position else None
+
+
+def _own_line(node: object) -> int | None:
+    lc = getattr(node, "lc", None)
+    line = getattr(lc, "line", None)
+    return line if isinstance(line, int) else None
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def _read(path: Path, shown: str) -> tuple[str, os.stat_result]:
+    """The text of the file and the ``stat`` of the very file read (no check/use race)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            st = os.fstat(stream.fileno())
+            return stream.read(), st
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"cannot read config {shown}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read config {shown}: {exc.strerror or exc}"]) from None
+
+
+def _parse(text: str, shown: str) -> object:
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        raise ConfigError([_yaml_problem(exc, shown)]) from None
+    except YAMLError as exc:
+        raise ConfigError([f"{shown}: {exc}"]) from None
+    except Exception as exc:
+        # ruamel's constructors raise plain ValueError/KeyError/AttributeError for
+        # some malformed scalars and merges (``2024-13-45``, ``!!bool maybe``).
+        raise ConfigError([f"{shown}: invalid YAML ({type(exc).__name__}: {exc})"]) from None
+
+
+def _yaml_problem(exc: MarkedYAMLError, shown: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+    problem = exc.problem or str(exc).splitlines()[0]
+    context = f" ({exc.context})" if exc.context else ""
+    return f"{where}: {problem}{context}"
+
+
+# -- validation -------------------------------------------------------------------
+
+
+def _structure(
+    doc: _Document,
+    registry: PluginRegistry,
+    *,
+    base_dir: Path | None,
+    environ: Mapping[str, str],
+) -> Config:
+    data = doc.data
+    if data is None:
+        raise ConfigError(
+            [
+                f"{doc.source}: the configuration is empty; it needs at least "
+                "'repository' and a password"
+            ]
+        )
+    if not isinstance(data, Mapping):
+        raise doc.error([((), f"expected a mapping of keys (repository: ...), got {show(data)}")])
+    converter = make_converter(registry, base_dir=base_dir)
+    try:
+        config: Config = converter.structure(data, Config)
+    except (CattrsError, ConfigValueError) as exc:
+        raise doc.error(flatten_errors(exc)) from None
+    problems = semantic_problems(config, registry=registry, environ=environ)
+    if problems:
+        raise doc.error(problems)
+    return config
+
+
+def semantic_problems(
+    config: Config, *, registry: PluginRegistry, environ: Mapping[str, str]
+) -> list[tuple[KeyPath, str]]:
+    """Problems the types cannot express: empty or conflicting values, unknown names."""
+    return [
+        *_repository_problems(config, registry, environ),
+        *_copy_problems(config),
+        *_range_problems(config),
+    ]
+
+
+def _repository_problems(
+    config: Config, registry: PluginRegistry, environ: Mapping[str, str]
+) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    if not config.repository.strip():
+        problems.append((("repository",), "must not be empty"))
+    problems += _password_conflicts(config, ())
+    if not _has_primary_password(config, registry, environ):
+        problems.append((("password",), PASSWORD_REQUIRED))
+    for name, backend in config.backends.items():
+        if not backend.repository.strip():
+            problems.append((("backends", name, "repository"), "must not be empty"))
+        problems += _password_conflicts(backend, ("backends", name))
+    return problems
+
+
+def _copy_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    defined = ", ".join(config.backends) or "none"
+    return [
+        (("copy_to_backends", i), f"unknown backend {name!r} (defined: {defined})")
+        for i, name in enumerate(config.copy_to_backends)
+        if name not in config.backends
+    ]
+
+
+def _range_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    if config.copy_concurrency < 1:
+        problems.append(
+            (("copy_concurrency",), f"must be at least 1, got {config.copy_concurrency}")
+        )
+    for key in RETENTION_COUNTS:
+        value = getattr(config.retention, key)
+        if value < 0:
+            problems.append((("retention", key), f"must be 0 (off) or more, got {value}"))
+    if config.logging.level.lower() not in LOG_LEVELS:
+        expected = ", ".join(LOG_LEVELS)
+        problems.append(
+            (("logging", "level"), f"expected one of {expected}, got {show(config.logging.level)}")
+        )
+    return problems
+
+
+def _password_conflicts(repository: Config | Backend, prefix: KeyPath) -> list[tuple[KeyPath, str]]:
+    given = [key for key in PASSWORD_KEYS if getattr(repository, key)]
+    return [
+        (
+            (*prefix, key),
+            f"conflicts with {given[0]}: set only one of password, password_file, password_command",
+        )
+        for key in given[1:]
+    ]
+
+
+def _has_primary_password(
+    config: Config, registry: PluginRegistry, environ: Mapping[str, str]
+) -> bool:
+    if config.primary_repository().has_password_source:
+        return True
+    if any(environ.get(name) for name in PASSWORD_VARIABLES):
+        return True
+    # A vault or keyring plugin may answer at run time; we cannot ask it here
+    # without side effects, so its presence is enough.
+    return bool(registry.pm.hook.resticm_repository_password.get_hookimpls())
+
+
+# -- front doors ------------------------------------------------------------------
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    check_permissions: bool = True,
+) -> Config:
+    """Find, read, check and validate a configuration file.
+
+    :param path: the ``--config`` path; None searches as :func:`find_config_path`.
+    :param registry: the loaded plugins; default: installed plugins minus those
+        blocked by ``RESTICM_DISABLE_PLUGINS``.
+    :param environ: the environment (``HOME``, ``SUDO_USER``, ``RESTIC_PASSWORD``...);
+        default ``os.environ``.
+    :param check_permissions: refuse a file others could change or read secrets
+        from (:func:`check_config_permissions`); library callers may turn it off.
+    :returns: the config, its ``source_path`` the file's real path.
+    :raises ConfigError: with every problem, each ``file:line: key.path: message``.
+    """
+    env = os.environ if environ is None else environ
+    chosen, _also_found = find_config_path(path, environ=env)
+    real = Path(os.path.realpath(chosen))
+    shown = str(chosen)
+    text, st = _read(chosen, shown)
+    data = _parse(text, shown)
+    if check_permissions:
+        problems = check_config_permissions(real, data, st=st, environ=env)
+        if problems:
+            raise ConfigError(problems)
+    if registry is None:
+        registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    config = _structure(_Document(shown, data), registry, base_dir=real.parent, environ=env)
+    return _anchor_paths(attrs.evolve(config, source_path=real))
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    *,
+    registry: PluginRegistry | None = None,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a configuration given as a mapping, exactly as :func:`load_config` does.
+
+    :param source: names the mapping in messages: ``<config>: key.path: message``.
+    :param base_dir: the directory relative hook paths are taken against; None
+        means the current directory.
+    :raises ConfigError: with every problem.
+    """
+    env = os.environ if environ is None else environ
+    if registry is None:
+        registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    config = _structure(_Document(source, data), registry, base_dir=base_dir, environ=env)
+    return _anchor_paths(attrs.evolve(config, base_dir=base_dir))
+
+
+def _anchor(path: str | None, base: Path) -> str | None:
+    if not path:
+        return path
+    expanded = Path(os.path.expanduser(path))
+    return str(expanded if expanded.is_absolute() else base / expanded)
+
+
+def _anchor_paths(config: Config) -> Config:
+    """Files that sit next to the config (``password_file``, ``exclude_file``) are
+    taken relative to the config's directory, not to wherever resticm was started."""
+    base = config.config_dir
+    backends = {
+        name: attrs.evolve(backend, password_file=_anchor(backend.password_file, base))
+        for name, backend in config.backends.items()
+    }
+    return attrs.evolve(
+        config,
+        password_file=_anchor(config.password_file, base),
+        exclude_file=_anchor(config.exclude_file, base) or "",
+        backends=backends,
+    )
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Problems that do not stop a load: hook files missing, not executable...
+
+    Each hook's own ``check()`` decides; a missing hook file fails that hook at
+    run time (it is not skipped), so it is worth saying early.
+    """
+    warnings = []
+    for phase in Phase:
+        ctx = HookContext(phase=phase, command="validate", env={}, config_dir=config.config_dir)
+        for i, hook in enumerate(config.hooks.for_phase(phase.value)):
+            try:
+                problems = hook.check(ctx)
+            except Exception as exc:  # a plugin's bug must not stop every command
+                problems = [
+                    f"check() of hook kind {hook.kind!r} crashed: {type(exc).__name__}: {exc}"
+                ]
+            warnings += [f"hooks.{phase.value}[{i}]: {problem}" for problem in problems]
+    return warnings
