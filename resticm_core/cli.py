@@ -236,6 +236,13 @@ def _config_warnings(config: Any) -> list[str]:
     return config_warnings(config)
 
 
+def _hook_output() -> Any:
+    """Hook lines: all of them on the console, a head and a tail in the log file."""
+    from .logs import LOGGER_NAME, HookOutputLog
+
+    return HookOutputLog(logging.getLogger(LOGGER_NAME))
+
+
 def _cmd_version() -> int:
     import shutil
     import subprocess
@@ -316,6 +323,7 @@ def _cmd_hooks_run(
         registry=registry,
         environ=env,
         dry_run=args.dry_run,
+        output=_hook_output(),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -400,6 +408,7 @@ def _cmd_workflow(
         handle_signals=True,
         verbose=args.verbose,
         on_backup_status=progress,
+        output=_hook_output(),
     )
     if progress is not None:
         sys.stderr.write("\r\033[K")

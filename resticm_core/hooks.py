@@ -45,7 +45,11 @@ SECRET_VARIABLE_PREFIXES = ("RESTIC_PASSWORD", "RESTIC_FROM_PASSWORD")
 
 
 class OutputSink(Protocol):
-    """Where hook output and hook progress messages go (console and log)."""
+    """Where hook output and hook progress messages go (console and log).
+
+    A sink may also define ``hook_finished(hook: str) -> None``: the workflow calls
+    it when a hook (or a directory module) ended, e.g. to write the tail of its output.
+    """
 
     def hook_line(self, hook: str, line: str) -> None:
         """One line the hook printed (stdout or stderr)."""

@@ -6,12 +6,14 @@ application's business, so :func:`setup_logging` is called by the CLI, never on 
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import logging
 import logging.handlers
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +28,64 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+#: Log-record flags: a record meant for the console only, or for the log file only.
+CONSOLE_ONLY = "resticm_console_only"
+FILE_ONLY = "resticm_file_only"
+
+
+class _SkipFlagged(logging.Filter):
+    """Drops the records flagged for the other destination."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__()
+        self.flag = flag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, self.flag, False)
+
+
+class HookOutputLog:
+    """An :class:`~resticm_core.hooks.OutputSink` for the CLI.
+
+    The console gets every line a hook prints, as it comes. The log file gets the
+    first *head* lines, then, when the hook ends, an ``... N lines omitted ...``
+    marker and the last *tail* lines: a hook printing gigabytes cannot fill the
+    disk through the log, and memory holds at most *tail* lines per hook.
+    """
+
+    def __init__(self, logger: logging.Logger, *, head: int = 20, tail: int = 20) -> None:
+        self.logger = logger
+        self.head = head
+        self.tail = tail
+        self._seen: dict[str, int] = {}
+        self._tails: dict[str, collections.deque[str]] = {}
+        self._lock = threading.Lock()
+
+    def hook_line(self, hook: str, line: str) -> None:
+        with self._lock:
+            seen = self._seen[hook] = self._seen.get(hook, 0) + 1
+            if seen > self.head:
+                self._tails.setdefault(hook, collections.deque(maxlen=self.tail)).append(line)
+        extra = {CONSOLE_ONLY: True} if seen > self.head else None
+        self.logger.info("[%s] %s", hook, line, extra=extra)
+
+    def hook_finished(self, hook: str) -> None:
+        """Write the omitted-lines marker and the tail of *hook* to the log file."""
+        with self._lock:
+            seen = self._seen.pop(hook, 0)
+            tail = list(self._tails.pop(hook, ()))
+        omitted = seen - self.head - len(tail)
+        if omitted > 0:
+            self.logger.info(
+                "[%s] ... %d lines omitted ...", hook, omitted, extra={FILE_ONLY: True}
+            )
+        for line in tail:
+            self.logger.info("[%s] %s", hook, line, extra={FILE_ONLY: True})
+
+    def message(self, level: int, text: str) -> None:
+        self.logger.log(level, "%s", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -92,6 +152,7 @@ def setup_logging(
         console = logging.StreamHandler(stream or sys.stderr)
         console.setFormatter(ConsoleFormatter())
         console.addFilter(redacting)
+        console.addFilter(_SkipFlagged(FILE_ONLY))
         logger.addHandler(console)
 
     if settings is not None and settings.file:
@@ -118,5 +179,6 @@ def setup_logging(
                 else logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
             )
             file_handler.addFilter(redacting)
+            file_handler.addFilter(_SkipFlagged(CONSOLE_ONLY))
             logger.addHandler(file_handler)
     return logger

@@ -249,8 +249,13 @@ class _Run:
             output=self.output,
         )
         results: list[HookResult] = []
+        finished = getattr(self.output, "hook_finished", None)  # optional sink method
         for hook in hooks:
-            results.extend(_run_one_hook(hook, ctx))
+            done = _run_one_hook(hook, ctx)
+            if finished is not None:
+                for result in done:
+                    finished(result.name)
+            results.extend(done)
             if any(r.failed or r.outcome is Outcome.SOFT_SKIP for r in results):
                 break
         return self._record_phase(PhaseResult(phase=phase, hooks=tuple(results)))

@@ -343,3 +343,19 @@ def test_progress_line_on_a_terminal(
     text = output.decode(errors="replace")
     assert "\r\x1b[K" in text, "the progress line is redrawn in place"
     assert "files" in text
+
+
+def test_hook_output_streams_to_console_and_the_log_keeps_head_and_tail(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    script = write_script(tmp_path / "hooks" / "chatty.sh", "seq 1 1000\n")
+    cfg = write_config(tmp_path, repo, source, hooks=f"  pre_backup: {script}\n")
+    result = resticm("backup", "-c", str(cfg), env=environ)
+    assert result.returncode == 0, result.stderr
+    console = [line for line in result.stderr.splitlines() if line.startswith(f"[{script}]")]
+    assert len(console) == 1000, "every line reaches the console, prefixed with the hook"
+    log = (tmp_path / "log" / "resticm.log").read_text()
+    logged = [line.split("] ", 2)[-1] for line in log.splitlines() if f"[{script}]" in line]
+    assert logged[:20] == [str(n) for n in range(1, 21)]
+    assert logged[20] == "... 960 lines omitted ..."
+    assert logged[21:] == [str(n) for n in range(981, 1001)]
