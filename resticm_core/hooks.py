@@ -176,22 +176,41 @@ def result_from_process(
     if proc.returncode == EXIT_SKIP and not proc.timed_out and not proc.cancelled:
         outcome = Outcome.SOFT_SKIP if skip_allowed else Outcome.OK
         return HookResult(
-            name=name, kind=kind, phase=phase, outcome=outcome,
-            exit_code=proc.returncode, duration=proc.duration, output_tail=tail,
+            name=name,
+            kind=kind,
+            phase=phase,
+            outcome=outcome,
+            exit_code=proc.returncode,
+            duration=proc.duration,
+            output_tail=tail,
         )
     if proc.ok:
         return HookResult(
-            name=name, kind=kind, phase=phase, outcome=Outcome.OK,
-            exit_code=0, duration=proc.duration, output_tail=tail,
+            name=name,
+            kind=kind,
+            phase=phase,
+            outcome=Outcome.OK,
+            exit_code=0,
+            duration=proc.duration,
+            output_tail=tail,
         )
     error = proc.describe_failure()
-    last = [line for line in (*proc.stderr_tail, *proc.stdout_tail) if line.strip()]
-    if last and not proc.start_error:
-        error += f" (last output: {last[-1].strip()[:300]})"
+    # What a failing hook says on stderr explains it best; else its last stdout line.
+    said = [line for line in proc.stderr_tail if line.strip()] or [
+        line for line in proc.stdout_tail if line.strip()
+    ]
+    if said and not proc.start_error:
+        error += f" (last output: {said[-1].strip()[:300]})"
     return HookResult(
-        name=name, kind=kind, phase=phase, outcome=Outcome.FAILED,
-        exit_code=proc.returncode, duration=proc.duration, error=error,
-        timed_out=proc.timed_out, output_tail=tail,
+        name=name,
+        kind=kind,
+        phase=phase,
+        outcome=Outcome.FAILED,
+        exit_code=proc.returncode,
+        duration=proc.duration,
+        error=error,
+        timed_out=proc.timed_out,
+        output_tail=tail,
     )
 
 

@@ -81,6 +81,8 @@ class ProcessResult:
     returncode: int | None
     duration: float
     timed_out: bool = False
+    #: The timeout the process was given, in seconds (None: none).
+    timeout: float | None = None
     #: Stopped because the run was cancelled (resticm received a signal).
     cancelled: bool = False
     #: Why the process could not be started (ENOENT, EACCES...), else empty.
@@ -106,7 +108,8 @@ class ProcessResult:
         if self.start_error:
             return self.start_error
         if self.timed_out:
-            return f"timed out after {self.duration:.0f}s and was stopped"
+            limit = self.timeout if self.timeout is not None else self.duration
+            return f"timed out after {limit:g}s and was stopped"
         if self.cancelled:
             return "stopped because resticm was interrupted"
         if self.killed_by is not None:
@@ -157,9 +160,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(
-    proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM
-) -> None:
+def _stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
     """TERM the whole process group, then KILL whatever is left after *grace*."""
     _signal_group(proc.pid, first)
     deadline = time.monotonic() + grace
@@ -266,6 +267,7 @@ def run_process(
         returncode=returncode,
         duration=time.monotonic() - started,
         timed_out=timed_out,
+        timeout=timeout,
         cancelled=cancelled,
         stdout_tail=tuple(out_tail.lines()),
         stderr_tail=tuple(err_tail.lines()),

@@ -216,7 +216,8 @@ class _Run:
         for step in reversed(self.steps):
             if step.name == "backup" and step.error:
                 return step.error
-        return "backup failed"
+        # `resticm hooks run post_backup --error TEXT` has no backup step.
+        return self.errors[-1] if self.errors else "backup failed"
 
     def run_phase(self, phase: Phase) -> PhaseResult:
         hooks = self.hooks_for(phase)

@@ -148,6 +148,22 @@ def test_hooks_run_one_phase_with_its_environment(
     assert result.returncode == 0, result.stderr
     entry = calls.entry("on_error")
     assert entry["BACKUP_STATUS"] == "failure" and entry["ERROR"] == "disk full"
+    post = write_script(tmp_path / "hooks" / "post.sh", calls.line("post_backup"))
+    cfg.write_text(cfg.read_text().replace(f"  on_error: {script}", f"  post_backup: {post}"))
+    result = resticm(
+        "hooks",
+        "run",
+        "post_backup",
+        "--status",
+        "failure",
+        "--error",
+        "disk full",
+        "-c",
+        str(cfg),
+        env=environ,
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls.entry("post_backup")["BACKUP_ERROR"] == "disk full"
     assert snapshot_ids(repo, tmp_path / "cache") == []
 
 

@@ -117,6 +117,13 @@ def test_pre_backup_failure_aborts_backup_and_full(
     assert calls.entry("on_error")["BACKUP_STATUS"] == "not_run"
     assert "pre_backup" in calls.entry("on_error")["ERROR"]
     assert snapshot_ids(repo, Path(environ["RESTIC_CACHE_DIR"])) == []
+    expected = {
+        "exit-1": "exited with status 1 (last output: dump failed)",
+        "timeout": "timed out after 1s",
+        "missing-file": "does not exist",
+        "python-exception": "RuntimeError: database is down",
+    }[kind]
+    assert expected in report.errors[0]
 
 
 @pytest.mark.parametrize("kind", ["exit-1", "missing-file"])

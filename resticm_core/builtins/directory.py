@@ -101,7 +101,9 @@ class DirectoryHook(Hook):
                 problems = [f"cannot list hook directory {directory}: {exc.strerror}"]
         if problems:
             result = failed_result(
-                name=self.describe(), kind=self.kind, phase=ctx.phase,
+                name=self.describe(),
+                kind=self.kind,
+                phase=ctx.phase,
                 error="; ".join(problems),
             )
             report_result(ctx, result)

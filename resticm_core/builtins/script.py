@@ -105,7 +105,10 @@ def run_hook_file(
     ctx.output.message(logging.INFO, f"running hook {name}")
     proc = ctx.run_command([str(path), *args], name=name, timeout=timeout, cwd=None)
     result = result_from_process(
-        name=name, kind=kind, phase=ctx.phase, proc=proc,
+        name=name,
+        kind=kind,
+        phase=ctx.phase,
+        proc=proc,
         skip_allowed=ctx.phase is Phase.PRE_BACKUP,
     )
     if proc.start_error:
@@ -149,9 +152,7 @@ def exec_failure_hint(path: Path) -> str:
 
 def not_started_result(ctx: HookContext, *, name: str, kind: str) -> HookResult:
     """The result of a hook not started because resticm was already interrupted."""
-    result = failed_result(
-        name=name, kind=kind, phase=ctx.phase, error="interrupted: not started"
-    )
+    result = failed_result(name=name, kind=kind, phase=ctx.phase, error="interrupted: not started")
     report_result(ctx, result)
     return result
 
@@ -168,15 +169,12 @@ def report_result(ctx: HookContext, result: HookResult) -> None:
         # A soft skip is a decision of the hook, not a problem: INFO, not WARNING.
         ctx.output.message(
             logging.INFO,
-            f"hook {result.name} asked to skip the backup (soft skip) "
-            f"after {result.duration:.1f}s",
+            f"hook {result.name} asked to skip the backup (soft skip) after {result.duration:.1f}s",
         )
     elif result.failed:
         ctx.output.message(logging.ERROR, f"hook {result.name} failed: {result.error}")
     elif result.outcome is Outcome.OK:
-        ctx.output.message(
-            logging.INFO, f"hook {result.name} finished in {result.duration:.1f}s"
-        )
+        ctx.output.message(logging.INFO, f"hook {result.name} finished in {result.duration:.1f}s")
 
 
 @hookimpl
