@@ -30,6 +30,10 @@ if ! $resticm --version >/dev/null 2>&1; then
     exit 1
 fi
 
+# resticm refuses hooks that group or others could change (they run as you); a
+# checkout made with umask 002 has group-writable files, so tighten the hooks.
+chmod -R go-w "$here/hooks"
+
 # Everything the demo creates is private: the repository, the password, the dumps.
 umask 077
 mkdir -p "$work"
