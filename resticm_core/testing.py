@@ -169,3 +169,7 @@ class RecordingSink:
     def message(self, level: int, text: str) -> None:
         with self._lock:
             self.messages.append((level, text))
+
+    def texts(self, level: int | None = None) -> list[str]:
+        """The messages of *level* (every message when None)."""
+        return [text for lvl, text in self.messages if level is None or lvl == level]

@@ -13,25 +13,9 @@ from resticm_core.builtins import directory as directory_module
 from resticm_core.builtins.directory import DirectoryHook
 from resticm_core.hooks import HookContext
 from resticm_core.phases import Outcome, Phase
+from resticm_core.testing import RecordingSink
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
-
-
-class RecordingSink:
-    """An OutputSink that keeps everything, for assertions."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.messages: list[tuple[int, str]] = []
-
-    def hook_line(self, hook: str, line: str) -> None:
-        self.lines.append((hook, line))
-
-    def message(self, level: int, text: str) -> None:
-        self.messages.append((level, text))
-
-    def texts(self, level: int) -> list[str]:
-        return [text for lvl, text in self.messages if lvl == level]
 
 
 class HookDir:
@@ -54,8 +38,12 @@ class HookDir:
 
     def ctx(self, phase: Phase = Phase.PRE_BACKUP, **kwargs: Any) -> HookContext:
         return HookContext(
-            phase=phase, command="backup", env=dict(BASE_ENV), config_dir=self.config_dir,
-            output=RecordingSink(), **kwargs,
+            phase=phase,
+            command="backup",
+            env=dict(BASE_ENV),
+            config_dir=self.config_dir,
+            output=RecordingSink(),
+            **kwargs,
         )
 
 
@@ -75,7 +63,10 @@ def test_modules_run_in_byte_order(hookdir: HookDir) -> None:
     results = DirectoryHook(path="pre-backup.d").run(hookdir.ctx())
     assert hookdir.ran() == ["10-a", "2-b", "B", "a"]
     assert [r.name for r in results] == [
-        "pre-backup.d/10-a", "pre-backup.d/2-b", "pre-backup.d/B", "pre-backup.d/a"
+        "pre-backup.d/10-a",
+        "pre-backup.d/2-b",
+        "pre-backup.d/B",
+        "pre-backup.d/a",
     ]
     assert all(r.outcome is Outcome.OK and r.kind == "directory" for r in results)
 
@@ -95,8 +86,16 @@ def test_sh_modules_run_no_name_pattern(hookdir: HookDir) -> None:
 
 def test_hidden_files_and_leftovers_are_skipped(hookdir: HookDir) -> None:
     leftovers = [
-        "10-a~", "10-a.dpkg-old", "10-a.dpkg-dist", "10-a.dpkg-new", "10-a.dpkg-tmp",
-        "10-a.rpmnew", "10-a.rpmsave", "10-a.rpmorig", "10-a.swp", "10-a.bak",
+        "10-a~",
+        "10-a.dpkg-old",
+        "10-a.dpkg-dist",
+        "10-a.dpkg-new",
+        "10-a.dpkg-tmp",
+        "10-a.rpmnew",
+        "10-a.rpmsave",
+        "10-a.rpmorig",
+        "10-a.swp",
+        "10-a.bak",
     ]
     for name in [*leftovers, ".hidden", "10-a"]:
         hookdir.module(name)
@@ -264,9 +263,7 @@ def test_dry_run_runs_nothing_but_checks(hookdir: HookDir) -> None:
     results = DirectoryHook(path="pre-backup.d").run(ctx)
     assert hookdir.ran() == []
     assert [r.outcome for r in results] == [Outcome.SKIPPED, Outcome.FAILED]
-    assert "[dry-run] would run directory hook pre-backup.d/10-a" in sink(ctx).texts(
-        logging.INFO
-    )
+    assert "[dry-run] would run directory hook pre-backup.d/10-a" in sink(ctx).texts(logging.INFO)
 
 
 def test_cancel_stops_the_directory_even_with_continue_on_error(hookdir: HookDir) -> None:

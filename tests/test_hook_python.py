@@ -19,31 +19,19 @@ from resticm_core.builtins import python_callable as python_module
 from resticm_core.builtins.python_callable import PythonHook
 from resticm_core.hooks import HookContext
 from resticm_core.phases import HookResult, Outcome, Phase
+from resticm_core.testing import RecordingSink
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "BACKUP_STATUS": "success"}
 
 
-class RecordingSink:
-    """An OutputSink that keeps everything, for assertions."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.messages: list[tuple[int, str]] = []
-
-    def hook_line(self, hook: str, line: str) -> None:
-        self.lines.append((hook, line))
-
-    def message(self, level: int, text: str) -> None:
-        self.messages.append((level, text))
-
-    def texts(self, level: int) -> list[str]:
-        return [text for lvl, text in self.messages if lvl == level]
-
-
 def make_ctx(tmp_path: Path, phase: Phase = Phase.PRE_BACKUP, **kwargs: Any) -> HookContext:
     return HookContext(
-        phase=phase, command="backup", env=dict(BASE_ENV), config_dir=tmp_path,
-        output=RecordingSink(), **kwargs,
+        phase=phase,
+        command="backup",
+        env=dict(BASE_ENV),
+        config_dir=tmp_path,
+        output=RecordingSink(),
+        **kwargs,
     )
 
 
@@ -61,7 +49,8 @@ def run_one(hook: PythonHook, ctx: HookContext) -> HookResult:
 def hooks_module(tmp_path: Path) -> Iterator[str]:
     """A module beside the "config file", with a unique name (sys.modules is shared)."""
     name = f"resticm_test_hooks_{uuid.uuid4().hex}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent("""
         from resticm_core.errors import SkipBackup
 
         def ok(ctx):
@@ -81,7 +70,8 @@ def hooks_module(tmp_path: Path) -> Iterator[str]:
                 raise AssertionError(ctx.env["BACKUP_STATUS"])
 
         not_a_function = 42
-    """))
+    """)
+    )
     yield name
     sys.modules.pop(name, None)
 
@@ -240,9 +230,7 @@ def release() -> Iterator[threading.Event]:
     event.set()
 
 
-def test_in_process_timeout_abandons_the_call(
-    tmp_path: Path, release: threading.Event
-) -> None:
+def test_in_process_timeout_abandons_the_call(tmp_path: Path, release: threading.Event) -> None:
     hook = PythonHook.from_function(lambda ctx: release.wait(10), timeout=0.5)
     started = time.monotonic()
     result = run_one(hook, make_ctx(tmp_path))

@@ -20,25 +20,9 @@ from resticm_core.builtins import script as script_module
 from resticm_core.builtins.script import ScriptHook
 from resticm_core.hooks import HookContext
 from resticm_core.phases import HookResult, Outcome, Phase
+from resticm_core.testing import RecordingSink
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
-
-
-class RecordingSink:
-    """An OutputSink that keeps everything, for assertions."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self.messages: list[tuple[int, str]] = []
-
-    def hook_line(self, hook: str, line: str) -> None:
-        self.lines.append((hook, line))
-
-    def message(self, level: int, text: str) -> None:
-        self.messages.append((level, text))
-
-    def texts(self, level: int | None = None) -> list[str]:
-        return [text for lvl, text in self.messages if level is None or lvl == level]
 
 
 def make_ctx(
@@ -218,7 +202,8 @@ def test_environment_from_context_and_hook_env(tmp_path: Path) -> None:
     out = tmp_path / "env"
     write_script(tmp_path / "post.sh", f"env > {out}\n")
     ctx = make_ctx(
-        tmp_path, phase=Phase.POST_BACKUP,
+        tmp_path,
+        phase=Phase.POST_BACKUP,
         env={"BACKUP_STATUS": "failure", "BACKUP_ERROR": "boom", "RESTICM_PHASE": "post_backup"},
     )
     hook = ScriptHook(path="post.sh", env={"DUMP_DIR": "/var/dumps", "BACKUP_ERROR": "mine"})
@@ -383,7 +368,10 @@ def test_huge_output_keeps_memory_bounded(tmp_path: Path) -> None:
     )
     probe = subprocess.run(
         [sys.executable, "-c", _FLOOD_PROBE, str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     outcome, growth_kib, tail_len = probe.stdout.split()
     assert outcome == "ok"
