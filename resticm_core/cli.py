@@ -9,8 +9,6 @@ failed, 2 usage or config error, 3 finished with warnings (partial backup),
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -110,18 +108,28 @@ def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) 
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with *argv*, only the parts that argv can reach are complete.
+
+    ``resticm --version`` (argv[0]) gets the top-level parser only. The actions of
+    a subcommand whose module is heavy (``schedule`` imports attrs) are added only
+    when its name is in *argv*; its one-line help is listed either way.
+    """
     sub_globals = _global_options(suppress=True)
     parser = argparse.ArgumentParser(
         prog="resticm",
         description="restic backups as an explicit workflow of hooked phases. "
-        "Without a command: backup, then forget (and prune/check when asked).",
+        "Without a command: backup, then forget (and prune/check when asked), then copy "
+        "and the same maintenance on every backend of copy_to_backends.",
         parents=[_global_options(suppress=False)],
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-V", "--version", action="version", version=f"resticm {__version__}")
     _workflow_flags(parser, default_workflow=True)
+    if argv and argv[0] in ("-V", "--version"):
+        # argparse acts on argv[0] first and exits: no subcommand can be reached.
+        return parser
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -139,10 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         default_workflow=False,
     )
     _workflow_flags(
-        command("full", "backup, forget, prune and check (pre_backup failure aborts)"),
+        command(
+            "full",
+            "backup, forget, prune and check on the primary, then copy, forget, prune and "
+            "check on every copy backend (pre_backup failure aborts)",
+        ),
         default_workflow=False,
     )
-    command("init", "initialise the primary repository")
+    from .commands import add_parsers  # repository lifecycle commands (issue 3)
+
+    add_parsers(command)
     command("version", "print resticm's and restic's versions")
     command("plugins", "list the loaded plugins and the hook kinds they provide")
     config = command("config", "configuration tools")
@@ -165,13 +179,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="BACKUP_STATUS the hooks see (default: success)",
     )
     hooks_run.add_argument("--error", default="", help="ERROR text the hooks see")
+    notify = command("notify", "notification tools")
+    notify_commands = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
+    notify_test = notify_commands.add_parser(
+        "test",
+        parents=[sub_globals],
+        help="send a test message to every provider (even with notifications disabled)",
+    )
+    notify_test.add_argument(
+        "--provider", metavar="NAME", help="only the provider with this name or type"
+    )
+    schedule = command("schedule", "run resticm on a systemd timer (or print a cron line)")
+    if argv is None or "schedule" in argv:
+        from .schedule import add_schedule_parser  # lazy: imports attrs
+
+        add_schedule_parser(schedule, sub_globals)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     """Run the CLI; returns the exit code (``python -m resticm_core`` exits with it)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    restic_args = None
+    if "run" in arguments:  # lazy: commands imports the config models (attrs)
+        from .commands import split_run_argv
+
+        # `run ARGS...`: everything after `run` is restic's, untouched (even -c, -v, -h).
+        arguments, restic_args = split_run_argv(arguments)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
+    if restic_args is not None:
+        args.restic_args = restic_args
     env = dict(os.environ if environ is None else environ)
     from .errors import ResticmError  # lazy: keep `resticm --help` and --version fast
 
@@ -202,6 +240,14 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         return _cmd_version()
     if command == "plugins":
         return _cmd_plugins(args, env)
+    if command == "context":  # needs no config: it chooses one
+        from .commands import cmd_context
+
+        return cmd_context(args, env)
+    if command == "schedule":
+        from .schedule import run_schedule_command
+
+        return run_schedule_command(args, env)
     from .config_file import load_config
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
@@ -212,12 +258,19 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         return _cmd_config_validate(config, args)
     if command == "hooks":
         return _cmd_hooks_run(config, args, registry, env)
-    if command == "init":
-        return _cmd_init(config, args, registry, env)
+    if command == "notify":
+        return _cmd_notify_test(config, args)
+    from .commands import COMMANDS as REPOSITORY_COMMANDS
+    from .commands import dispatch
+
+    if command in REPOSITORY_COMMANDS:
+        return dispatch(command, config, args, registry, env)
     return _cmd_workflow(command, config, args, registry, env)
 
 
 def _setup_logging(config: Any, args: argparse.Namespace) -> None:
+    import logging  # lazy, as json below: `resticm --version` imports neither
+
     from .logs import setup_logging
     from .secrets import Redactor
 
@@ -238,6 +291,8 @@ def _config_warnings(config: Any) -> list[str]:
 
 def _hook_output() -> Any:
     """Hook lines: all of them on the console, a head and a tail in the log file."""
+    import logging
+
     from .logs import LOGGER_NAME, HookOutputLog
 
     return HookOutputLog(logging.getLogger(LOGGER_NAME))
@@ -258,6 +313,8 @@ def _cmd_version() -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
+    import json
+
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
     blocked = blocked_from_env(env.get(DISABLE_ENV))
@@ -299,6 +356,8 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
+    import json
+
     warnings = _config_warnings(config)
     if args.json:
         print(json.dumps({"ok": True, "config": str(config.source_path), "warnings": warnings}))
@@ -312,6 +371,8 @@ def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
 def _cmd_hooks_run(
     config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]
 ) -> int:
+    import json
+
     from .phases import BackupStatus
     from .workflow import run_phase_hooks
 
@@ -336,34 +397,33 @@ def _cmd_hooks_run(
     return 1 if result.failed else 0
 
 
-def _cmd_init(config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
-    from .restic import Restic, ResticErrorKind, SubprocessResticRunner
-    from .secrets import redact_url
+def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
+    from .notifiers import dispatch, probe_event
+    from .secrets import Redactor
 
-    repo = config.primary_repository()
-    runner = SubprocessResticRunner(
-        environ=env,
-        password_provider=registry.repository_password,
-        on_command=(lambda line: print(f"$ {line}", file=sys.stderr)) if args.verbose else None,
-    )
-    restic = Restic(runner)
-    shown = redact_url(repo.url)
+    providers = list(config.notifications.providers)
+    if args.provider:
+        wanted = args.provider.lower()
+        providers = [
+            p for p in providers if wanted in (p.describe().lower(), p.kind.lower(), *p.aliases)
+        ]
+        if not providers:
+            print(f"resticm: no notification provider named {args.provider!r}", file=sys.stderr)
+            return 2
+    if not providers:
+        print("no notification providers configured (notifications.providers)")
+        return 0
+    event = probe_event(config)
     if args.dry_run:
-        print(f"[dry-run] would run: {restic.describe(['init'], repo)}")
+        for provider in providers:
+            print(f"[dry-run] would send a test message to {provider.describe()}")
         return 0
-    probe = restic.cat_config(repo)
-    if probe.ok:
-        print(f"repository {shown} is already initialized")
-        return 0
-    if probe.error_kind is not ResticErrorKind.REPOSITORY_MISSING:
-        print(f"resticm: cannot initialise {shown}: {probe.message}", file=sys.stderr)
-        return 1
-    result = restic.init(repo)
-    if not result.ok:
-        print(f"resticm: init failed: {result.message}", file=sys.stderr)
-        return 1
-    print(f"initialized repository {shown}")
-    return 0
+    redactor = Redactor(config.secrets())
+    deliveries = dispatch([event], providers, redactor=redactor)
+    for delivery in deliveries:
+        verdict = "ok" if delivery.ok else f"FAILED: {delivery.error}"
+        print(f"{delivery.notifier:<16} {verdict}")
+    return 0 if all(d.ok for d in deliveries) else 1
 
 
 def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | None:
@@ -378,16 +438,38 @@ def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | No
     return show
 
 
+def _lifecycle_options(command: str, args: argparse.Namespace, env: dict[str, str]) -> Any:
+    """The RunOptions of mirror sync and the maintenance commands (issue 3)."""
+    from .commands import active_backend
+
+    copy_to = [n.strip() for v in getattr(args, "copy_to", []) for n in v.split(",") if n.strip()]
+    return {
+        "no_copy": getattr(args, "no_copy", False),
+        "copy_all": getattr(args, "copy_all", False),
+        "primary_only": getattr(args, "primary_only", False),
+        "auto": getattr(args, "auto", False),
+        "subset": getattr(args, "subset", None),
+        "copy_to": tuple(copy_to),
+        # The active backend applies to backup/forget/prune/check (spec §1.5), not to
+        # the default workflow, full or copy, whose source is always the primary.
+        "target": (
+            active_backend(env) if command in ("backup", "forget", "prune", "check") else None
+        ),
+    }
+
+
 def _cmd_workflow(
     command: str, config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]
 ) -> int:
+    import json
+
     from .workflow import RunOptions, run
 
     options = RunOptions(
         command=command,
         dry_run=args.dry_run,
-        no_hooks=args.no_hooks,
-        tags=tuple(args.tags),
+        no_hooks=getattr(args, "no_hooks", False),
+        tags=tuple(getattr(args, "tags", ())),
         no_backup=getattr(args, "no_backup", False),
         no_forget=getattr(args, "no_forget", False),
         prune=getattr(args, "prune", False),
@@ -397,6 +479,8 @@ def _cmd_workflow(
         no_check=getattr(args, "no_check", False),
         all_hosts=getattr(args, "all_hosts", False),
         lock_wait=args.lock_wait,
+        notify_success=getattr(args, "notify_success", False),
+        **_lifecycle_options(command, args, env),
     )
     progress = _progress_printer(sys.stderr.isatty() and not args.json)
     report = run(

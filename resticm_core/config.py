@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 
 from .hooks import DEFAULT_HOOK_TIMEOUT, Hook
+from .notifiers import Notifier
 
 PRIMARY = "primary"
 #: Words that mark an ``env:`` variable as a secret (its value is redacted everywhere).
@@ -66,6 +67,35 @@ class Retention:
     def empty(self) -> bool:
         """True when no rule is set: restic would keep everything."""
         return not any(a.startswith("--keep") for a in self.forget_args())
+
+
+def _duration() -> float | None:
+    field: float | None = attrs.field(default=None, metadata={"duration": True})
+    return field
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """addition: ``timeouts:``, seconds (or ``90s``, ``10m``, ``2h``) per restic command.
+
+    A command without one runs until it ends, as with the Go tool; the read-only
+    probes (``cat``, ``snapshots``, ``list``) default to 300 s.
+    """
+
+    backup: float | None = _duration()
+    forget: float | None = _duration()
+    prune: float | None = _duration()
+    check: float | None = _duration()
+    copy: float | None = _duration()
+    init: float | None = _duration()
+    cat: float | None = _duration()
+    snapshots: float | None = _duration()
+    list: float | None = _duration()
+    unlock: float | None = _duration()
+
+    def as_mapping(self) -> dict[str, float]:
+        """The set timeouts by command name, for :class:`resticm_core.restic.Restic`."""
+        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
 
 
 @attrs.frozen(kw_only=True)
@@ -132,24 +162,24 @@ class PhaseHooks:
 
 
 @attrs.frozen(kw_only=True)
-class NotificationProvider:
-    """``notifications.providers[]`` in the Go tool's shape."""
-
-    type: str
-    url: str = attrs.field(default="", repr=False)
-    token: str = attrs.field(default="", repr=False)
-    channel: str = ""
-    options: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-
-
-@attrs.frozen(kw_only=True)
 class Notifications:
-    """``notifications:``."""
+    """``notifications:``. Each ``providers[]`` entry is a :class:`Notifier` chosen
+    by its ``type`` from the installed notifier plugins (docs/notifications.md)."""
 
     enabled: bool = False
     notify_on_success: bool = False
     notify_on_error: bool = False
-    providers: tuple[NotificationProvider, ...] = ()
+    providers: tuple[Notifier, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Monitoring:
+    """addition: ``monitoring:``, files the builtin observers write after each run."""
+
+    #: node_exporter textfile collector file (``*.prom``), written atomically.
+    prometheus_textfile: str = ""
+    #: JSON status file: the last result per command and per repository step.
+    status_file: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -188,8 +218,15 @@ class Config:
     copy_concurrency: int = 2
     hooks: PhaseHooks = attrs.field(factory=PhaseHooks)
     notifications: Notifications = attrs.field(factory=Notifications)
+    #: addition: Prometheus textfile and status file.
+    monitoring: Monitoring = attrs.field(factory=Monitoring)
     logging: Logging = attrs.field(factory=Logging)
     verify_no_locks: bool = False
+    #: addition: keep retrying a command whose repository another process has
+    #: locked, for this long (``--retry-lock`` on restic >= 0.16, emulated before).
+    retry_lock: float | None = _duration()
+    #: addition: per-command restic timeouts.
+    timeouts: Timeouts = attrs.field(factory=Timeouts)
     #: addition: probe the repository (read-only) before pre_backup hooks run.
     preflight: bool = True
     #: addition: the host name used for ``--host``; default: this machine's name.
@@ -248,5 +285,5 @@ class Config:
             values += [backend.password or "", backend.aws_secret_access_key]
             values += _secret_env(backend.env)
         for provider in self.notifications.providers:
-            values += [provider.token, provider.url]
+            values += provider.secrets()
         return [v for v in values if v and len(v) >= 4]

@@ -54,6 +54,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from .hooks import Hook
+from .notifiers import Notifier, find_type
 
 if typing.TYPE_CHECKING:
     from .plugin_manager import PluginRegistry
@@ -99,6 +100,8 @@ def yaml_keys(cl: type) -> list[str]:
     keys = [yaml_key(a.name) for a in attrs.fields(cl) if is_config_key(a)]
     if issubclass(cl, Hook):
         keys.append("kind")
+    if issubclass(cl, Notifier):
+        keys.append("type")
     return keys
 
 
@@ -249,10 +252,12 @@ def _duration_hook(optional: bool) -> Callable[[Any, Any], float | None]:
     return structure
 
 
-def _is_duration_field(name: str, annotation: object) -> bool:
+def _is_duration_field(a: attrs.Attribute[Any], annotation: object) -> bool:
     # Every ``timeout`` of the schema (hooks.timeout, each hook's timeout, plugin
-    # hooks inherit Hook.timeout) is a duration; nothing else is.
-    return name == "timeout" and annotation in (float, float | None)
+    # hooks inherit Hook.timeout) is a duration, and so is any field marked
+    # ``metadata={"duration": True}`` (the ``timeouts:`` section); nothing else is.
+    named = a.name == "timeout" or bool(a.metadata.get("duration"))
+    return named and annotation in (float, float | None)
 
 
 # -- containers -------------------------------------------------------------------
@@ -300,7 +305,7 @@ def _mapping_factory(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any
 
 
 def _field_hook(a: attrs.Attribute[Any], annotation: object) -> Callable[[Any, Any], Any] | None:
-    if _is_duration_field(a.name, annotation):
+    if _is_duration_field(a, annotation):
         return _duration_hook(optional=annotation is not float)
     if not a.repr:  # the models mark secrets repr=False
         return _secret_hook(annotation)
@@ -440,6 +445,38 @@ class _HookEntries:
         return {"kind": hook.kind, **data}
 
 
+@attrs.frozen
+class _NotifierEntries:
+    """Structures one ``notifications.providers[]`` mapping into its notifier class."""
+
+    conv: cattrs.Converter
+    notifier_types: Mapping[str, type[Notifier]]
+
+    def structure_entry(self, value: object, _: object) -> Notifier:
+        installed = ", ".join(sorted(self.notifier_types)) or "none"
+        if not isinstance(value, Mapping):
+            raise ConfigValueError(f"expected a provider mapping, got {show(value)}")
+        kind = value.get("type")
+        if not isinstance(kind, str):
+            message = f"a provider needs 'type' (installed: {installed})"
+            if kind is not None:
+                message = f"expected a provider type ({installed}), got {show(kind)}"
+            raise ConfigValueError(message, subpath=("type",) if "type" in value else ())
+        cls = find_type(self.notifier_types, kind)
+        if cls is None:
+            raise ConfigValueError(
+                f"unknown notification provider type {kind!r} (installed: {installed})",
+                subpath=("type",),
+            )
+        fields = {key: item for key, item in value.items() if key != "type"}
+        notifier: Notifier = self.conv.structure(fields, cls)
+        return notifier
+
+    def unstructure(self, notifier: Notifier) -> dict[str, Any]:
+        data: dict[str, Any] = self.conv.unstructure(notifier, type(notifier))
+        return {"type": notifier.kind, **data}
+
+
 def _is_hook_phase(t: object) -> bool:
     return _is_list_type(t) and get_args(t)[0] is Hook
 
@@ -470,6 +507,10 @@ def make_converter(registry: PluginRegistry, *, base_dir: Path | None = None) ->
     # matches every subclass, and the hook would recurse into itself.
     conv.register_structure_hook_func(lambda t: t is Hook, entries.structure_entry)
     conv.register_unstructure_hook_func(lambda t: t is Hook, entries.unstructure)
+    # Notification providers: the same predicate mechanism, dispatched on ``type``.
+    notifiers = _NotifierEntries(conv, dict(registry.notifier_types))
+    conv.register_structure_hook_func(lambda t: t is Notifier, notifiers.structure_entry)
+    conv.register_unstructure_hook_func(lambda t: t is Notifier, notifiers.unstructure)
     return conv
 
 

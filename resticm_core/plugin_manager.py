@@ -31,6 +31,17 @@ BUILTIN_PLUGINS: Mapping[str, str] = {
     "script": "resticm_core.builtins.script",
     "directory": "resticm_core.builtins.directory",
     "python": "resticm_core.builtins.python_callable",
+    "slack": "resticm_core.builtins.notify_slack",
+    "discord": "resticm_core.builtins.notify_discord",
+    "ntfy": "resticm_core.builtins.notify_ntfy",
+    "google_chat": "resticm_core.builtins.notify_google_chat",
+    "uptime_kuma": "resticm_core.builtins.notify_uptime_kuma",
+    "webhook": "resticm_core.builtins.notify_webhook",
+    "healthchecks": "resticm_core.builtins.notify_healthchecks",
+    "prometheus": "resticm_core.builtins.prometheus_textfile",
+    "status_file": "resticm_core.builtins.status_file",
+    "verify-files": "resticm_core.builtins.verify_files",
+    "docker-stop": "resticm_core.builtins.docker_stop",
 }
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ import shlex
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -63,6 +64,8 @@ STDERR_TAIL_LINES = 50
 #: Captured stdout (``snapshots --json``...) larger than this is refused, not parsed.
 MAX_CAPTURE_CHARS = 64 * 1024 * 1024
 #: Seconds for the read-only commands a run waits on; the others default to no timeout.
+#: The first restic version with ``--retry-lock``.
+RETRY_LOCK_SINCE = (0, 16, 0)
 DEFAULT_TIMEOUTS: Mapping[str, float] = {"cat": 300.0, "snapshots": 300.0, "list": 300.0}
 #: Seconds allowed for ``restic version`` and for removing a stale lock after a kill.
 HOUSEKEEPING_TIMEOUT = 60.0
@@ -714,6 +717,11 @@ class SubprocessResticRunner:
         return version
 
 
+def _takes_lock(args: Sequence[str]) -> bool:
+    """Does this command lock the repository (and so can find it locked)?"""
+    return "--no-lock" not in args and _command_name(args) not in _LOCKLESS_COMMANDS
+
+
 def _left_a_lock(process: ProcessResult, args: Sequence[str]) -> bool:
     """True when restic was killed by a signal while it may have held a repository lock."""
     killed = process.returncode is not None and process.returncode < 0
@@ -893,10 +901,16 @@ class Restic:
         cancel: threading.Event | None = None,
         timeouts: Mapping[str, float] | None = None,
         password_provider: PasswordProvider | None = None,
+        retry_lock: float | None = None,
+        retry_delay: float = 5.0,
     ) -> None:
         self.runner = runner
         self.cancel = cancel
         self.timeouts: dict[str, float] = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
+        #: Seconds to keep retrying a command whose repository is locked by another process.
+        self.retry_lock = retry_lock
+        #: The first wait between retries; it doubles up to a minute.
+        self.retry_delay = retry_delay
         self.password_provider: PasswordProvider | None = password_provider or getattr(
             runner, "password_provider", None
         )
@@ -910,16 +924,47 @@ class Restic:
         capture_stdout: bool = False,
         extra_env: Mapping[str, str] | None = None,
     ) -> ResticResult:
-        """Any restic command, with the timeout configured for its name."""
-        return self.runner.execute(
-            args,
-            repository,
-            timeout=self.timeouts.get(_command_name(args)),
-            on_stdout=on_stdout,
-            capture_stdout=capture_stdout,
-            cancel=self.cancel,
-            extra_env=extra_env,
-        )
+        """Any restic command, with the timeout configured for its name.
+
+        With :attr:`retry_lock`, a command that finds the repository locked is
+        retried until that many seconds passed: restic >= 0.16 does it itself
+        (``--retry-lock``); for older restic the retries happen here, with backoff.
+        """
+        command = _command_name(args)
+        retry = self.retry_lock if self.retry_lock and _takes_lock(args) else None
+        native = retry is not None and self._has_retry_lock()
+        if native:
+            args = [command, "--retry-lock", f"{retry:.0f}s", *args[1:]]
+        deadline = time.monotonic() + (retry or 0)
+        delay = self.retry_delay
+        while True:
+            result = self.runner.execute(
+                args,
+                repository,
+                timeout=self.timeouts.get(command),
+                on_stdout=on_stdout,
+                capture_stdout=capture_stdout,
+                cancel=self.cancel,
+                extra_env=extra_env,
+            )
+            remaining = deadline - time.monotonic()
+            if native or result.error_kind is not ResticErrorKind.LOCKED or remaining <= 0:
+                return result
+            log.warning(
+                "repository %s is locked by another process; retrying restic %s in %.0fs",
+                repository.name, command, min(delay, remaining),
+            )
+            if self.cancel is not None and self.cancel.wait(min(delay, remaining)):
+                return result
+            if self.cancel is None:
+                time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 60.0)
+
+    def _has_retry_lock(self) -> bool:
+        try:
+            return self.runner.version() >= RETRY_LOCK_SINCE
+        except ResticmError:
+            return False
 
     def describe(self, args: Sequence[str], repository: Repository) -> str:
         """The printable command line ``restic -r <redacted url> <args>``."""

@@ -28,6 +28,8 @@ from .config import PRIMARY, Config, Repository
 from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink, failed_result, hook_environment
 from .locking import ProcessLock, lock_key
+from .mirror import maintenance, resolve_repository
+from .notifiers import RunNotifications
 from .phases import (
     BackupStatus,
     BackupSummary,
@@ -46,15 +48,15 @@ from .restic import (
     ResticRunner,
     SubprocessResticRunner,
     backup_args,
-    check_args,
-    forget_args,
 )
 from .secrets import Redactor, redact_url
 
 log = logging.getLogger("resticm_core")
 
 #: Commands :func:`run` accepts.
-COMMANDS = ("backup", "default", "full")
+COMMANDS = ("backup", "default", "full", "forget", "prune", "check", "copy")
+#: Commands that only maintain repositories: no backup and no hooks (as the Go tool).
+MAINTENANCE_COMMANDS = ("forget", "prune", "check", "copy")
 #: Signals that interrupt a run cleanly (the child is stopped, cleanup hooks run).
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -80,8 +82,28 @@ class RunOptions:
     no_check: bool = False
     #: Forget without the ``--host`` filter.
     all_hosts: bool = False
+    #: ``--notify-success``: send success notifications even if notify_on_success is off.
+    notify_success: bool = False
     #: Seconds to wait for another run's lock before giving up (exit 75).
     lock_wait: float = 0.0
+    # Repository lifecycle (issue 3).
+    #: Skip the copies to ``copy_to_backends`` (default workflow).
+    no_copy: bool = False
+    #: Copy the snapshots of every host, not only this one's.
+    copy_all: bool = False
+    #: forget/prune/check: the primary only, not the copy backends.
+    primary_only: bool = False
+    #: The active backend (``resticm backend use``): backup/forget/prune/check
+    #: then work on that repository only. None or ``primary``: the primary.
+    target: str | None = None
+    #: ``copy --to``: these backends instead of ``copy_to_backends``.
+    copy_to: tuple[str, ...] = ()
+    #: ``check --auto``: deep when ``deep_check_interval_days`` elapsed.
+    auto: bool = False
+    #: ``check --subset N/M``: restic's ``--read-data-subset``.
+    subset: str | None = None
+    #: Where the deep-check state lives; None: the user's state directory.
+    state_dir: Path | None = None
 
 
 class _Interrupt:
@@ -276,31 +298,43 @@ class _Run:
         action: Callable[[], ResticResult],
     ) -> StepResult:
         """Run one restic step, or only show it in a dry run or after an interrupt."""
-        command = self.restic.describe(args_preview, repository)
+        step = self.execute_step(name, repository, args_preview, action)
+        if step.failed:
+            self.error(step.error)  # restic's message names the command and repository
+        return self.record_step(step)
+
+    def execute_step(
+        self,
+        name: str,
+        repository: Repository,
+        args_preview: Sequence[str],
+        action: Callable[[], ResticResult],
+        *,
+        shown: str | None = None,
+    ) -> StepResult:
+        """:meth:`restic_step` without recording: safe from a worker thread.
+
+        :param shown: the printable command line, when the default would hide part of it.
+        """
+        command = shown or self.restic.describe(args_preview, repository)
         if self.options.dry_run:
             log.info("[dry-run] would run: %s", command)
-            return self.record_step(
-                StepResult(
-                    name=name, repository=repository.name, outcome=Outcome.SKIPPED, command=command
-                )
+            return StepResult(
+                name=name, repository=repository.name, outcome=Outcome.SKIPPED, command=command
             )
         if self.interrupted:
-            return self.record_step(
-                StepResult(
-                    name=name,
-                    repository=repository.name,
-                    outcome=Outcome.SKIPPED,
-                    command=command,
-                    error=f"not run: interrupted by {self.interrupt.name}",
-                )
+            return StepResult(
+                name=name,
+                repository=repository.name,
+                outcome=Outcome.SKIPPED,
+                command=command,
+                error=f"not run: interrupted by {self.interrupt.name}",
             )
         result = action()
         step = _step_from_result(name, repository.name, command, result)
         if step.failed and self.interrupt.stop.is_set():  # the signal came during the step
             step = attrs.evolve(step, error=f"interrupted by {self.interrupt.name}")
-        if step.failed:
-            self.error(step.error)  # restic's message names the command and repository
-        return self.record_step(step)
+        return step
 
     # -- the report ---------------------------------------------------------------------------
 
@@ -424,6 +458,8 @@ def _backup_step(run: _Run) -> None:
     """The restic backup itself; sets the backup status the later hooks see."""
     config = run.config
     repo = config.primary_repository()
+    if run.options.command == "backup" and run.options.target:
+        repo = resolve_repository(config, run.options.target)  # the active backend
     problems = _missing_sources(config)
     if problems and run.options.dry_run:
         # A pre_backup hook may create the directory; a dry run runs no hook.
@@ -509,37 +545,8 @@ def _backup_sequence(run: _Run) -> bool:
 
 
 def _maintenance(run: _Run) -> None:
-    """forget / prune / check on the primary, as the command and flags ask."""
-    options, config = run.options, run.config
-    repo = config.primary_repository()
-    full = options.command == "full"
-    do_forget = full or (options.command == "default" and not options.no_forget)
-    do_prune = full or (options.command == "default" and options.prune and not options.no_prune)
-    do_check = full or (
-        options.command == "default" and (options.check or options.deep) and not options.no_check
-    )
-    if do_forget:
-        policy = config.retention.forget_args()
-        if config.retention.empty:
-            run.warn("retention policy is empty (every keep_* is 0): forget skipped")
-        else:
-            host = None if options.all_hosts else config.hostname
-            run.restic_step(
-                "forget",
-                repo,
-                forget_args(policy, host=host),
-                lambda: run.restic.forget(repo, policy, host=host),
-            )
-    if do_prune:
-        run.restic_step("prune", repo, ["prune"], lambda: run.restic.prune(repo))
-    if do_check:
-        deep = options.deep
-        run.restic_step(
-            "check",
-            repo,
-            check_args(read_data=deep),
-            lambda: run.restic.check(repo, read_data=deep),
-        )
+    """forget / prune / check on the primary, then copy + the same on each backend."""
+    maintenance(run)
 
 
 def _result_hooks(run: _Run) -> None:
@@ -557,9 +564,15 @@ def _workflow(run: _Run) -> None:
     if not _check_restic(run):
         _result_hooks(run)
         return
-    wants_backup = run.options.command in ("backup", "full") or not run.options.no_backup
+    wants_backup = run.options.command in ("backup", "full") or (
+        run.options.command == "default" and not run.options.no_backup
+    )
     if wants_backup and not _backup_sequence(run):
         _result_hooks(run)
+        return
+    if run.options.command in MAINTENANCE_COMMANDS:
+        # As the Go tool: maintenance commands run no hook (notifications still see the report).
+        _maintenance(run)
         return
     if run.options.command != "backup":
         _maintenance(run)
@@ -644,7 +657,12 @@ def run(
         password_provider=registry.repository_password,
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
     )
-    restic = Restic(restic_runner, cancel=interrupt.stop)
+    restic = Restic(
+        restic_runner,
+        cancel=interrupt.stop,
+        timeouts=config.timeouts.as_mapping(),
+        retry_lock=config.retry_lock,
+    )
     state = _Run(
         config,
         opts,
@@ -657,6 +675,15 @@ def run(
         redactor=redactor,
         on_backup_status=on_backup_status,
     )
+    # Notifications (never in a dry run) capture the run's log tail from here on.
+    notify = RunNotifications(
+        config,
+        opts.command,
+        dry_run=opts.dry_run,
+        notify_success=opts.notify_success,
+        redactor=redactor,
+        logger=log,
+    )
     lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
     try:
         lock.acquire(wait=opts.lock_wait)
@@ -666,6 +693,8 @@ def run(
         report = state.report()
         if isinstance(exc, LockHeldError):
             report = attrs.evolve(report, exit_code=LockHeldError.exit_code)
+        notify.finished(report)  # an early failure is notified too
+        notify.close()
         registry.run_finished(report, config)
         return report
     try:
@@ -676,10 +705,13 @@ def run(
                 config.hostname,
                 " (dry run)" if opts.dry_run else "",
             )
+            notify.started()
             _workflow(state)
+        report = state.report()
+        notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
+        notify.close()
         lock.release()
-    report = state.report()
     registry.run_finished(report, config)
     log.info("resticm %s finished with exit code %d", opts.command, report.exit_code)
     return report

@@ -12,6 +12,10 @@ setup_machine() {
     missing=""
     command -v restic >/dev/null 2>&1 || missing="$missing restic"
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+    case "$spec" in
+        # the tests check generated units with systemd-analyze (package systemd)
+        *test*) command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd" ;;
+    esac
     if [ -n "$missing" ]; then
         echo "==> installing Debian packages:$missing"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -55,6 +55,7 @@ def environ(tmp_path: Path) -> dict[str, str]:
     """The environment a run sees: inherited minus RESTIC_*, with a private cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
     env["RESTIC_CACHE_DIR"] = str(tmp_path / "cache")
+    env["RESTICM_STATE_DIR"] = str(tmp_path / "state")  # deep-check state (issue 3)
     return env
 
 

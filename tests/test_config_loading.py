@@ -113,7 +113,7 @@ def test_every_error_located_and_reported_together(
             - /usr/local/bin/dump
             - {kind: script, path: x.sh, timeout: soon}
           finally:
-            - kind: docker-stop
+            - kind: docker-pause
         backends:
           offsite:
             password: x
@@ -125,8 +125,8 @@ def test_every_error_located_and_reported_together(
         f"{path}:8: hooks.post_bakup: unknown key (did you mean 'post_backup'?)",
         f"{path}:11: hooks.pre_backup[1].timeout: expected a number of seconds "
         "(or like '10m'), got 'soon'",
-        f"{path}:13: hooks.finally[0].kind: unknown hook kind 'docker-stop' "
-        "(installed: directory, python, script)",
+        f"{path}:13: hooks.finally[0].kind: unknown hook kind 'docker-pause' "
+        "(installed: directory, docker-start, docker-stop, python, script, verify-files)",
         f"{path}:15: backends.offsite.repository: required key missing",
     ]
 

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from resticm_core.builtins.directory import DirectoryHook
+from resticm_core.builtins.notify_ntfy import NtfyNotifier
 from resticm_core.builtins.python_callable import PythonHook
 from resticm_core.builtins.script import ScriptHook
 from resticm_core.config import (
     Backend,
     Config,
     Logging,
-    NotificationProvider,
     Notifications,
     PhaseHooks,
     Retention,
@@ -250,17 +250,18 @@ def test_mapping_entries_with_and_without_kind(registry: PluginRegistry, tmp_pat
 
 
 def test_unknown_hook_kind_lists_installed(registry: PluginRegistry) -> None:
-    data = {**MINIMAL, "hooks": {"pre_backup": [{"kind": "docker-stop", "containers": ["db"]}]}}
+    data = {**MINIMAL, "hooks": {"pre_backup": [{"kind": "docker-pause", "containers": ["db"]}]}}
     assert problems(data, registry) == [
-        "<config>: hooks.pre_backup[0].kind: unknown hook kind 'docker-stop' "
-        "(installed: directory, python, script)"
+        "<config>: hooks.pre_backup[0].kind: unknown hook kind 'docker-pause' "
+        "(installed: directory, docker-start, docker-stop, python, script, verify-files)"
     ]
 
 
 def test_blocked_builtin_kind_is_unknown() -> None:
     registry = PluginRegistry.default(blocked=["python"])
     assert problems({**MINIMAL, "hooks": {"on_error": "python:m:f"}}, registry) == [
-        "<config>: hooks.on_error: unknown hook kind 'python' (installed: directory, script)"
+        "<config>: hooks.on_error: unknown hook kind 'python' "
+        "(installed: directory, docker-start, docker-stop, script, verify-files)"
     ]
 
 
@@ -276,12 +277,14 @@ def test_blocked_builtin_kind_is_unknown() -> None:
             {"timeout": 5},
             "hooks.pre_backup[0]",
             "a hook mapping needs 'kind' (installed: "
-            "directory, python, script), or 'path' or 'callable'",
+            "directory, docker-start, docker-stop, python, script, verify-files), "
+            "or 'path' or 'callable'",
         ),
         (
             {"kind": 3, "path": "x"},
             "hooks.pre_backup[0].kind",
-            "expected a hook kind (directory, python, script), got 3",
+            "expected a hook kind (directory, docker-start, docker-stop, python, script, "
+            "verify-files), got 3",
         ),
         ({"kind": "script"}, "hooks.pre_backup[0].path", "required key missing"),
         (
@@ -474,7 +477,7 @@ def test_many_errors_together_and_custom_source(registry: PluginRegistry) -> Non
         "ansible: repository: required key missing",
         "ansible: password: expected a string, got a number (quote it)",
         "ansible: hooks.pre_backup[0].kind: unknown hook kind 'nope' "
-        "(installed: directory, python, script)",
+        "(installed: directory, docker-start, docker-stop, python, script, verify-files)",
         "ansible: hooks.post_bakup: unknown key (did you mean 'post_backup'?)",
         "ansible: verify_no_locks: expected true or false, got 'no'",
     ]
@@ -574,8 +577,10 @@ def test_round_trip(registry: PluginRegistry) -> None:
 def test_round_trip_of_every_model_default(conv: cattrs.Converter) -> None:
     for model in (Retention(), PhaseHooks(), Notifications(), Logging()):
         assert conv.structure(conv.unstructure(model), type(model)) == model
-    for value in (Backend(repository="x"), NotificationProvider(type="ntfy")):
+    for value in (Backend(repository="x"), NtfyNotifier()):
         assert conv.structure(conv.unstructure(value), type(value)) == value
+    providers = Notifications(providers=(NtfyNotifier(url="https://n/x", on=("error",)),))
+    assert conv.structure(conv.unstructure(providers), Notifications) == providers
 
 
 def test_flatten_errors_paths(conv: cattrs.Converter) -> None:
@@ -601,7 +606,7 @@ def _all_keys() -> list[str]:
         Backend,
         PhaseHooks,
         Notifications,
-        NotificationProvider,
+        NtfyNotifier,
         Logging,
         ScriptHook,
         DirectoryHook,

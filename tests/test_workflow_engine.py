@@ -142,15 +142,21 @@ def test_default_workflow_flags(
 ) -> None:
     fake = FakeRestic()
     go(make_config(tmp_path), fake, tmp_path, "default", options=RunOptions(**flags))
-    shown = [c.command + (" --read-data" if "--read-data" in c.args else "") for c in fake.calls]
+    # `cat config` reads the repository id for the deep-check state (issue 3).
+    shown = [
+        c.command + (" --read-data" if "--read-data" in c.args else "")
+        for c in fake.calls
+        if c.command != "cat"
+    ]
     assert shown == expected
 
 
 def test_full_runs_forget_prune_check(tmp_path: Path) -> None:
     fake = FakeRestic()
     report = go(make_config(tmp_path), fake, tmp_path, "full", options=RunOptions(deep=True))
-    assert [c.command for c in fake.calls] == ["backup", "forget", "prune", "check"]
-    assert "--read-data" in fake.calls[-1].args
+    steps = [c for c in fake.calls if c.command != "cat"]  # cat config: the deep-check state
+    assert [c.command for c in steps] == ["backup", "forget", "prune", "check"]
+    assert "--read-data" in steps[-1].args
     assert report.exit_code == 0
 
 

@@ -1,0 +1,190 @@
+"""What the monitoring observers write: a Prometheus textfile and a JSON status file.
+
+Both are written atomically (a temporary file in the same directory, then
+``os.replace``), so node_exporter or a status page never reads half a file, and
+both *merge* with what is already there: a ``resticm forget`` run updates the
+forget series and keeps the backup series of the last ``resticm backup``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .phases import Outcome
+
+if TYPE_CHECKING:
+    from .phases import RunReport
+
+#: Metric name -> (type, help). Order = order in the file.
+METRICS: dict[str, tuple[str, str]] = {
+    "resticm_run_last_timestamp_seconds": ("gauge", "Unix time the last run of a command ended."),
+    "resticm_run_success": ("gauge", "1 if the last run of a command exited 0, else 0."),
+    "resticm_run_exit_code": ("gauge", "Exit code of the last run of a command."),
+    "resticm_run_duration_seconds": ("gauge", "Duration of the last run of a command."),
+    "resticm_step_last_timestamp_seconds": (
+        "gauge",
+        "Unix time the last run of a step on a repository ended.",
+    ),
+    "resticm_step_success": (
+        "gauge",
+        "1 ok, 0.5 partial (warnings), 0 failed: the last run of a step on a repository.",
+    ),
+    "resticm_step_duration_seconds": ("gauge", "Duration of the last run of a step."),
+    "resticm_backup_files_new": ("gauge", "Files new in the last snapshot."),
+    "resticm_backup_files_changed": ("gauge", "Files changed in the last snapshot."),
+    "resticm_backup_files_unmodified": ("gauge", "Files unmodified in the last snapshot."),
+    "resticm_backup_added_bytes": ("gauge", "Bytes added to the repository by the last backup."),
+    "resticm_backup_processed_bytes": ("gauge", "Bytes the last backup read."),
+    "resticm_backup_processed_files": ("gauge", "Files the last backup read."),
+}
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$")
+_STEP_VALUE = {Outcome.OK: 1.0, Outcome.PARTIAL: 0.5, Outcome.FAILED: 0.0}
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write *text* to *path* via a temporary file in the same directory + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _series(name: str, labels: Mapping[str, str]) -> str:
+    inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def report_samples(report: RunReport, labels: Mapping[str, str]) -> dict[str, float]:
+    """The samples of one run, by series (``name{labels}``)."""
+    samples: dict[str, float] = {}
+    run_labels = {**labels, "command": report.command}
+    samples[_series("resticm_run_last_timestamp_seconds", run_labels)] = report.finished_at
+    samples[_series("resticm_run_success", run_labels)] = 1.0 if report.exit_code == 0 else 0.0
+    samples[_series("resticm_run_exit_code", run_labels)] = float(report.exit_code)
+    samples[_series("resticm_run_duration_seconds", run_labels)] = report.duration
+    for step in report.steps:
+        if step.outcome not in _STEP_VALUE:  # skipped (dry run, interrupted): nothing ran
+            continue
+        step_labels = {**labels, "step": step.name, "repository": step.repository}
+        samples[_series("resticm_step_last_timestamp_seconds", step_labels)] = report.finished_at
+        samples[_series("resticm_step_success", step_labels)] = _STEP_VALUE[step.outcome]
+        samples[_series("resticm_step_duration_seconds", step_labels)] = step.duration
+        if step.name == "backup" and step.summary is not None:
+            repo_labels = {**labels, "repository": step.repository}
+            summary = step.summary
+            for metric, value in (
+                ("resticm_backup_files_new", summary.files_new),
+                ("resticm_backup_files_changed", summary.files_changed),
+                ("resticm_backup_files_unmodified", summary.files_unmodified),
+                ("resticm_backup_added_bytes", summary.data_added),
+                ("resticm_backup_processed_bytes", summary.total_bytes_processed),
+                ("resticm_backup_processed_files", summary.total_files_processed),
+            ):
+                samples[_series(metric, repo_labels)] = float(value)
+    return samples
+
+
+def parse_samples(lines: Iterable[str]) -> dict[str, float]:
+    """Our own earlier samples back from a textfile (comments and junk ignored)."""
+    samples: dict[str, float] = {}
+    for line in lines:
+        match = _SAMPLE.match(line.strip())
+        if match and match.group(1) in METRICS:
+            try:
+                samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+            except ValueError:
+                continue
+    return samples
+
+
+def render_textfile(samples: Mapping[str, float]) -> str:
+    """Samples in the Prometheus text format, grouped by metric, sorted."""
+    out: list[str] = []
+    for name, (kind, help_text) in METRICS.items():
+        mine = sorted(s for s in samples if s.split("{", 1)[0] == name)
+        if not mine:
+            continue
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        out += [f"{series} {samples[series]!r}" for series in mine]
+    return "\n".join(out) + "\n"
+
+
+def update_textfile(path: Path, report: RunReport, labels: Mapping[str, str]) -> None:
+    """Merge the run's samples into the textfile at *path* and write it atomically."""
+    try:
+        previous = parse_samples(path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError):
+        previous = {}
+    atomic_write(path, render_textfile({**previous, **report_samples(report, labels)}))
+
+
+def _step_status(report: RunReport) -> dict[str, dict[str, Any]]:
+    repositories: dict[str, dict[str, Any]] = {}
+    for step in report.steps:
+        if step.outcome not in _STEP_VALUE:
+            continue
+        entry: dict[str, Any] = {
+            "success": step.outcome is not Outcome.FAILED,
+            "outcome": step.outcome.value,
+            "time": report.finished_at,
+            "duration": round(step.duration, 3),
+            "error": step.error,
+        }
+        if step.summary is not None:
+            entry["summary"] = step.summary.to_dict()
+        repositories.setdefault(step.repository, {})[step.name] = entry
+    return repositories
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def update_status_file(path: Path, report: RunReport) -> None:
+    """Merge the run into the JSON status file at *path* (atomically).
+
+    Shape: ``{"version": 1, "commands": {cmd: {...}}, "repositories": {repo: {step: {...}}}}``.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    commands = _section(data, "commands")
+    repositories = _section(data, "repositories")
+    commands[report.command] = {
+        "success": report.exit_code == 0,
+        "exit_code": report.exit_code,
+        "time": report.finished_at,
+        "duration": round(report.duration, 3),
+        "host": report.host,
+        "backup_status": report.backup_status.value,
+        "snapshot_id": report.snapshot_id,
+        "errors": list(report.errors),
+        "warnings": list(report.warnings),
+    }
+    for repo, steps in _step_status(report).items():
+        current = repositories.get(repo)
+        repositories[repo] = {**(current if isinstance(current, dict) else {}), **steps}
+    text = json.dumps({"version": 1, "commands": commands, "repositories": repositories}, indent=2)
+    atomic_write(path, text + "\n")

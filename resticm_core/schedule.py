@@ -1,0 +1,411 @@
+"""``resticm schedule``: run resticm on a timer (systemd), or print a cron line.
+
+``install`` writes a hardened ``<name>.service`` (oneshot) and ``<name>.timer``,
+then reloads systemd and enables the timer; ``show`` prints them (or a cron line
+with ``--cron``); ``remove`` disables the timer and deletes both files. Every
+hardening setting is explained in ``docs/scheduling.md``: the backup must still
+read the whole file system, and hooks must still be able to stop services and
+write dumps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from .errors import ResticmError, UsageError
+
+#: Commands a schedule can run; ``default`` is the bare ``resticm``.
+SCHEDULE_COMMANDS = ("default", "backup", "full")
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_SIMPLE_ARG = re.compile(r"^[A-Za-z0-9_./=:+,@-]+$")
+#: systemd calendar shorthands and the cron fields they mean.
+_CRON_SHORTHANDS = {
+    "hourly": "0 * * * *",
+    "daily": "0 0 * * *",
+    "weekly": "0 0 * * 1",
+    "monthly": "0 0 1 * *",
+}
+_TIME_OF_DAY = re.compile(r"^(?:\*-\*-\*\s+)?(\d{1,2}):(\d{2})(?::00)?$")
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """What a scheduled run does and when."""
+
+    #: Unit name without suffix: ``<name>.service`` and ``<name>.timer``.
+    name: str = "resticm"
+    #: systemd ``OnCalendar=`` expression (``daily``, ``*-*-* 02:30``...).
+    on_calendar: str = "daily"
+    #: Spread start times of a fleet over this window (``RandomizedDelaySec=``).
+    randomized_delay: str = "30min"
+    #: ``default`` (backup then forget), ``backup`` or ``full``.
+    command: str = "default"
+    #: Absolute config path; None lets resticm search its default locations.
+    config: str | None = None
+    #: A ``systemctl --user`` unit instead of a system one.
+    user: bool = False
+    #: How to start resticm: an executable and its first arguments.
+    executable: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise UsageError(f"schedule name {self.name!r}: use letters, digits, '-', '_', '.'")
+        if self.command not in SCHEDULE_COMMANDS:
+            raise UsageError(
+                f"schedule command {self.command!r}: one of {', '.join(SCHEDULE_COMMANDS)}"
+            )
+        for value, what in (
+            (self.on_calendar, "--on-calendar"),
+            (self.randomized_delay, "--randomized-delay"),
+        ):
+            if not value.strip() or "\n" in value:
+                raise UsageError(f"{what}: expected one line, got {value!r}")
+
+    def argv(self) -> list[str]:
+        """The command line the service runs."""
+        argv = list(self.executable or default_executable())
+        if self.config:
+            argv += ["--config", self.config]
+        if self.command != "default":
+            argv.append(self.command)
+        return argv
+
+
+def default_executable() -> tuple[str, ...]:
+    """``resticm`` of this installation, else this interpreter with ``-m resticm_core``."""
+    beside = Path(sys.executable).parent / "resticm"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return (str(beside),)
+    found = shutil.which("resticm")
+    return (found,) if found else (sys.executable, "-m", "resticm_core")
+
+
+def _exec_quote(arg: str) -> str:
+    """One argument of ``ExecStart=``: systemd's quoting, with ``%`` and ``$`` escaped."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if _SIMPLE_ARG.match(arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def service_unit(schedule: Schedule) -> str:
+    """The ``.service`` file: one oneshot run of resticm, niced and sandboxed."""
+    exec_start = " ".join(_exec_quote(a) for a in schedule.argv())
+    lines = [
+        "# Written by `resticm schedule install`; see docs/scheduling.md for each setting.",
+        "[Unit]",
+        f"Description=resticm {schedule.command} backup",
+        "Documentation=man:restic(1)",
+        # Remote repositories need the network; harmless for local ones.
+        "After=network-online.target",
+    ]
+    if not schedule.user:
+        lines.append("Wants=network-online.target")  # no such target in a user manager
+    lines += [
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"ExecStart={exec_start}",
+        # 75: another run (a manual one) holds the lock; the timer is not failing.
+        "SuccessExitStatus=75",
+        # Low priority for CPU and disk: the machine keeps serving while it backs up.
+        "Nice=10",
+        "CPUSchedulingPolicy=batch",
+        "IOSchedulingClass=idle",
+        # On stop, resticm stops restic and still runs post_backup/on_error/finally
+        # (which may restart services): give them time before SIGKILL.
+        "KillMode=mixed",
+        "TimeoutStopSec=10min",
+    ]
+    if not schedule.user:
+        # Namespace sandboxing needs a system manager (or user namespaces); every
+        # setting here keeps the whole file system readable for the backup.
+        lines += [
+            "PrivateTmp=true",
+            "ProtectSystem=full",
+            "ProtectKernelTunables=true",
+            "ProtectKernelModules=true",
+            "ProtectControlGroups=true",
+            "RestrictRealtime=true",
+            "RestrictSUIDSGID=true",
+            "LockPersonality=true",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def timer_unit(schedule: Schedule) -> str:
+    """The ``.timer`` file: when to run, spread over a window, catching up missed runs."""
+    return "\n".join(
+        [
+            "# Written by `resticm schedule install`; see docs/scheduling.md.",
+            "[Unit]",
+            f"Description=resticm {schedule.command} backup ({schedule.on_calendar})",
+            "",
+            "[Timer]",
+            f"OnCalendar={schedule.on_calendar}",
+            f"RandomizedDelaySec={schedule.randomized_delay}",
+            # A run missed while the machine was off happens at the next boot.
+            "Persistent=true",
+            f"Unit={schedule.name}.service",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+
+
+def cron_fields(on_calendar: str) -> str:
+    """The cron time fields for the common ``OnCalendar`` forms.
+
+    :raises UsageError: for an expression cron cannot say; pass ``--cron-schedule``.
+    """
+    value = on_calendar.strip()
+    if value in _CRON_SHORTHANDS:
+        return _CRON_SHORTHANDS[value]
+    match = _TIME_OF_DAY.match(value)
+    if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
+        return f"{int(match.group(2))} {int(match.group(1))} * * *"
+    raise UsageError(
+        f"cannot turn --on-calendar {on_calendar!r} into a cron schedule; "
+        "pass --cron-schedule with the five cron fields (e.g. '30 2 * * *')"
+    )
+
+
+def cron_line(schedule: Schedule, *, fields: str | None = None, system: bool = True) -> str:
+    """A crontab line (``/etc/cron.d`` format with the user field when *system*).
+
+    ``nice``/``ionice`` give the same priorities as the service; cron has no
+    randomized delay or catch-up of missed runs (use anacron for that).
+    """
+    when = fields or cron_fields(schedule.on_calendar)
+    if len(when.split()) != 5:
+        raise UsageError(f"--cron-schedule {when!r}: expected five fields like '30 2 * * *'")
+    command = " ".join(
+        ["nice", "-n", "10", "ionice", "-c", "3", *(_shell_quote(a) for a in schedule.argv())]
+    )
+    user = " root" if system else ""
+    # cron treats % as a newline: escape it.
+    return f"{when}{user} {command.replace('%', chr(92) + '%')}"
+
+
+def _shell_quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def user_unit_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/systemd/user`` (default ``~/.config/systemd/user``)."""
+    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
+    return Path(base).expanduser() / "systemd" / "user"
+
+
+def unit_paths(schedule: Schedule, unit_dir: Path) -> tuple[Path, Path]:
+    return unit_dir / f"{schedule.name}.service", unit_dir / f"{schedule.name}.timer"
+
+
+def write_units(schedule: Schedule, unit_dir: Path) -> tuple[Path, Path]:
+    """Write both units (0644: they hold no secret) and return their paths."""
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    service, timer = unit_paths(schedule, unit_dir)
+    for path, text in ((service, service_unit(schedule)), (timer, timer_unit(schedule))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    return service, timer
+
+
+class SystemctlError(ResticmError):
+    """systemctl is missing or refused a command (exit 1: a step failed)."""
+
+
+def _require_systemctl() -> str:
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise SystemctlError(
+            "systemctl not found: this system has no systemd; "
+            "use `resticm schedule show --cron` for a cron line"
+        )
+    return systemctl
+
+
+def _systemctl(user: bool, *args: str) -> None:
+    systemctl = _require_systemctl()
+    argv = [systemctl, *(["--user"] if user else []), *args]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise SystemctlError(
+            f"systemctl {' '.join(argv[1:])} failed: {detail[-1] if detail else 'no output'}"
+        )
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def add_schedule_parser(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """The ``schedule`` subcommand's actions; *common* carries the global flags."""
+    actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+
+    def timing(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--name", default="resticm", help="unit name (default: resticm)")
+        sub.add_argument("--user", action="store_true", help="a systemd --user unit")
+        sub.add_argument(
+            "--unit-dir",
+            type=Path,
+            metavar="DIR",
+            help="where the units go (default: /etc/systemd/system, or "
+            "~/.config/systemd/user with --user); systemctl is not called",
+        )
+
+    def what(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--on-calendar",
+            default="daily",
+            metavar="WHEN",
+            help="systemd OnCalendar expression (default: daily)",
+        )
+        sub.add_argument(
+            "--randomized-delay",
+            default="30min",
+            metavar="SPAN",
+            help="spread the start over this window (default: 30min)",
+        )
+        sub.add_argument(
+            "--command",
+            dest="schedule_run",
+            default="default",
+            choices=SCHEDULE_COMMANDS,
+            help="what the timer runs (default: the bare resticm, backup then forget)",
+        )
+        sub.add_argument(
+            "--executable",
+            metavar="PATH",
+            help="the resticm program to run (default: this installation's)",
+        )
+
+    install = actions.add_parser(
+        "install", parents=[common], help="write and enable a systemd service and timer"
+    )
+    timing(install)
+    what(install)
+    show = actions.add_parser(
+        "show", parents=[common], help="print the units (or a cron line) without installing"
+    )
+    timing(show)
+    what(show)
+    show.add_argument("--cron", action="store_true", help="print a cron line instead")
+    show.add_argument(
+        "--cron-schedule",
+        metavar="FIELDS",
+        help="the five cron time fields, for --on-calendar values cron cannot say",
+    )
+    show.add_argument(
+        "--crontab",
+        action="store_true",
+        help="with --cron: a user crontab line (no user field) instead of /etc/cron.d format",
+    )
+    remove = actions.add_parser(
+        "remove", parents=[common], help="disable the timer and delete both units"
+    )
+    timing(remove)
+
+
+def _schedule_from(args: argparse.Namespace) -> Schedule:
+    config = getattr(args, "config", None)
+    executable = getattr(args, "executable", None)
+    return Schedule(
+        name=args.name,
+        on_calendar=getattr(args, "on_calendar", "daily"),
+        randomized_delay=getattr(args, "randomized_delay", "30min"),
+        command=getattr(args, "schedule_run", "default"),
+        config=str(Path(config).expanduser().resolve()) if config else None,
+        user=args.user,
+        executable=(executable,) if executable else (),
+    )
+
+
+def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """``resticm schedule install|show|remove``; returns the exit code."""
+    schedule = _schedule_from(args)
+    unit_dir: Path | None = args.unit_dir
+    directory = unit_dir or (user_unit_dir(environ) if schedule.user else SYSTEM_UNIT_DIR)
+    action = args.schedule_command
+    if action == "show":
+        if args.cron:
+            print(cron_line(schedule, fields=args.cron_schedule, system=not args.crontab))
+            return 0
+        service, timer = unit_paths(schedule, directory)
+        print(f"# {service}\n{service_unit(schedule)}\n# {timer}\n{timer_unit(schedule)}", end="")
+        return 0
+    if action == "install":
+        if schedule.config:
+            _validate_config(schedule.config, environ)
+        if unit_dir is None:
+            _require_systemctl()  # before writing anything
+        if args.dry_run:
+            print(f"[dry-run] would write {', '.join(map(str, unit_paths(schedule, directory)))}")
+            return 0
+        written = write_units(schedule, directory)
+        for path in written:
+            print(f"wrote {path}")
+        if unit_dir is None:
+            _systemctl(schedule.user, "daemon-reload")
+            _systemctl(schedule.user, "enable", "--now", f"{schedule.name}.timer")
+            print(f"enabled {schedule.name}.timer ({schedule.on_calendar})")
+        else:
+            scope = "--user " if schedule.user else ""
+            print(
+                f"not enabled (--unit-dir): run `systemctl {scope}daemon-reload && "
+                f"systemctl {scope}enable --now {schedule.name}.timer` where they are installed"
+            )
+        return 0
+    return _remove(schedule, directory, touch_systemd=unit_dir is None, dry_run=args.dry_run)
+
+
+def _remove(schedule: Schedule, directory: Path, *, touch_systemd: bool, dry_run: bool) -> int:
+    paths = [p for p in unit_paths(schedule, directory) if p.exists()]
+    if dry_run:
+        print(f"[dry-run] would remove {', '.join(map(str, paths)) or 'nothing'}")
+        return 0
+    if touch_systemd and paths:
+        _systemctl(schedule.user, "disable", "--now", f"{schedule.name}.timer")
+    for path in paths:
+        path.unlink()
+        print(f"removed {path}")
+    if not paths:
+        print(f"no {schedule.name} units in {directory}")
+        return 0
+    if touch_systemd:
+        _systemctl(schedule.user, "daemon-reload")
+    return 0
+
+
+def _validate_config(path: str, environ: Mapping[str, str]) -> None:
+    """Refuse to schedule a config that would fail every night (ConfigError: exit 2)."""
+    from .config_file import load_config
+
+    load_config(path, environ=environ)
+
+
+__all__: Sequence[str] = (
+    "Schedule",
+    "add_schedule_parser",
+    "cron_line",
+    "run_schedule_command",
+    "service_unit",
+    "timer_unit",
+    "write_units",
+)

@@ -1,0 +1,205 @@
+"""``resticm schedule``: the units it writes, checked by systemd itself, and the cron line."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resticm_core.cli import main
+from resticm_core.errors import UsageError
+from resticm_core.schedule import Schedule, cron_line, service_unit, timer_unit
+
+from .conftest import PASSWORD, write_script
+
+HAVE_ANALYZE = shutil.which("systemd-analyze") is not None
+
+
+def _parse(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes="#")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(path)
+    return parser
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "conf dir" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text(
+        f"repository: {tmp_path / 'repo'}\npassword: {PASSWORD}\ndirectories: [{tmp_path}]\n"
+    )
+    config.chmod(0o600)
+    return config
+
+
+def test_install_writes_hardened_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    units = tmp_path / "units"
+    code = main(
+        [
+            "-c", str(config), "schedule", "install", "--unit-dir", str(units),
+            "--on-calendar", "*-*-* 02:30", "--command", "backup", "--randomized-delay", "1h",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    service, timer = _parse(units / "resticm.service"), _parse(units / "resticm.timer")
+    run = service["Service"]
+    assert run["Type"] == "oneshot"
+    # the config path has a space: quoted for systemd
+    assert run["ExecStart"].endswith(f'--config "{config}" backup')
+    assert (run["Nice"], run["IOSchedulingClass"]) == ("10", "idle")
+    assert run["PrivateTmp"] == "true" and run["ProtectSystem"] == "full"
+    # the backup must read everything: nothing that hides /home or the disks
+    for key in ("ProtectHome", "ReadOnlyPaths", "InaccessiblePaths", "PrivateDevices"):
+        assert key not in run
+    assert run["SuccessExitStatus"] == "75"
+    assert timer["Timer"]["OnCalendar"] == "*-*-* 02:30"
+    assert timer["Timer"]["RandomizedDelaySec"] == "1h"
+    assert timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+    assert (units / "resticm.service").stat().st_mode & 0o777 == 0o644
+    assert PASSWORD not in (units / "resticm.service").read_text()
+    assert "not enabled (--unit-dir)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HAVE_ANALYZE, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
+def test_systemd_accepts_the_units(tmp_path: Path, user: bool) -> None:
+    schedule = Schedule(
+        name="resticm-test",
+        on_calendar="Mon..Fri *-*-* 01:15",
+        config=str(tmp_path / "a b%c.yaml"),
+        user=user,
+        executable=(sys.executable, "-m", "resticm_core"),
+    )
+    service = tmp_path / "resticm-test.service"
+    timer = tmp_path / "resticm-test.timer"
+    service.write_text(service_unit(schedule))
+    timer.write_text(timer_unit(schedule))
+    # systemd-analyze exits 0 even for unknown keys: its complaints about our files count.
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(service), str(timer)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    complaints = [line for line in proc.stderr.splitlines() if str(tmp_path) in line]
+    assert proc.returncode == 0 and not complaints, proc.stderr
+    # the check has teeth: a misspelt key in the same place is reported
+    service.write_text(service_unit(schedule).replace("IOSchedulingClass", "IOSchedulingKlass"))
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(service), str(timer)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "IOSchedulingKlass" in proc.stderr
+
+
+def test_user_units_leave_out_namespace_sandboxing() -> None:
+    text = service_unit(Schedule(user=True, executable=("/usr/bin/resticm",)))
+    assert "Nice=10" in text and "IOSchedulingClass=idle" in text
+    assert "PrivateTmp" not in text and "ProtectSystem" not in text
+    assert "Wants=network-online.target" not in text
+
+
+def test_show_and_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    units = tmp_path / "units"
+    assert main(["schedule", "show", "--name", "nightly", "--unit-dir", str(units)]) == 0
+    shown = capsys.readouterr().out
+    assert f"# {units / 'nightly.service'}" in shown and "OnCalendar=daily" in shown
+    assert not units.exists()  # show writes nothing
+    assert main(["schedule", "install", "--name", "nightly", "--unit-dir", str(units)]) == 0
+    assert sorted(p.name for p in units.iterdir()) == ["nightly.service", "nightly.timer"]
+    assert main(["schedule", "remove", "--name", "nightly", "--unit-dir", str(units)]) == 0
+    assert list(units.iterdir()) == []
+    assert main(["schedule", "remove", "--name", "nightly", "--unit-dir", str(units)]) == 0
+    assert "no nightly units" in capsys.readouterr().out
+
+
+def test_cron_line(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "schedule",
+        "show",
+        "--cron",
+        "--on-calendar",
+        "02:30",
+        "--executable",
+        "/usr/bin/resticm",
+    ]
+    assert main([*argv, "--command", "full"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "30 2 * * * root nice -n 10 ionice -c 3 /usr/bin/resticm full"
+    )
+    assert main([*argv, "--crontab"]) == 0
+    assert capsys.readouterr().out.startswith("30 2 * * * nice -n 10")
+    schedule = Schedule(on_calendar="weekly", config="/etc/x%y.yaml", executable=("resticm",))
+    assert (
+        cron_line(schedule)
+        == "0 0 * * 1 root nice -n 10 ionice -c 3 resticm --config /etc/x\\%y.yaml"
+    )
+
+
+def test_cron_needs_fields_for_complex_calendars(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["schedule", "show", "--cron", "--on-calendar", "Mon..Fri 01:00"]
+    assert main(argv) == 2
+    assert "--cron-schedule" in capsys.readouterr().err
+    assert main([*argv, "--cron-schedule", "0 1 * * 1-5", "--executable", "resticm"]) == 0
+    assert capsys.readouterr().out.startswith("0 1 * * 1-5 root ")
+
+
+def test_bad_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(UsageError, match="schedule name"):
+        Schedule(name="../evil")
+    assert main(["schedule", "install", "--unit-dir", str(tmp_path), "--on-calendar", " "]) == 2
+    assert "--on-calendar" in capsys.readouterr().err
+    # a broken config is refused before anything is written
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("repository: 1\nretention: {keep_daily: soon}\n")
+    bad.chmod(0o600)
+    units = tmp_path / "units"
+    assert main(["-c", str(bad), "schedule", "install", "--unit-dir", str(units)]) == 2
+    assert "keep_daily" in capsys.readouterr().err
+    assert not units.exists()
+
+
+def test_install_and_remove_drive_systemctl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in systemctl (a real script) records what resticm asks of systemd."""
+    log = tmp_path / "systemctl.log"
+    bin_dir = tmp_path / "bin"
+    write_script(bin_dir / "systemctl", f'echo "$*" >> {log}\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert main(["schedule", "install", "--user"], environ=env) == 0
+    units = tmp_path / "xdg" / "systemd" / "user"
+    assert (units / "resticm.timer").exists()
+    assert log.read_text().splitlines() == [
+        "--user daemon-reload",
+        "--user enable --now resticm.timer",
+    ]
+    assert main(["schedule", "remove", "--user"], environ=env) == 0
+    assert not (units / "resticm.timer").exists()
+    assert log.read_text().splitlines()[2:] == [
+        "--user disable --now resticm.timer",
+        "--user daemon-reload",
+    ]
+    # systemctl refusing is a failed step, with its message
+    write_script(bin_dir / "systemctl", "echo 'Failed to connect to bus' >&2\nexit 1\n")
+    assert main(["schedule", "install", "--user"], environ=env) == 1
+    assert "Failed to connect to bus" in capsys.readouterr().err
+
+
+def test_no_systemd_points_to_cron(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert main(["schedule", "install", "--user"], environ=env) == 1
+    assert "schedule show --cron" in capsys.readouterr().err
+    assert not (tmp_path / "xdg").exists()  # nothing written
