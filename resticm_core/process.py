@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
+import math
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -30,8 +33,14 @@ MAX_LINE_BYTES = 64 * 1024
 #: How long to wait for the output pipes to close after the child exited, before
 #: the rest of its process group (a grandchild holding our pipes) is stopped.
 DRAIN_SECONDS = 5.0
+#: How often a cancellation event is checked while a child runs.
+CANCEL_CHECK_SECONDS = 0.05
+#: Bytes read from a pipe at once (the pidfd wait).
+READ_SIZE = 64 * 1024
 
 LineCallback = Callable[[str], None]
+
+log = logging.getLogger("resticm_core")
 
 
 class OutputTail:
@@ -193,7 +202,8 @@ def run_process(
     :param kill_grace: seconds between TERM and KILL when stopping it.
     :param stop_signal: the first signal sent to stop it (restic cleans up its
         repository lock on SIGINT, not on SIGTERM).
-    :param on_stdout: called with each stdout line (without newline), in a reader thread.
+    :param on_stdout: called with each stdout line (without newline), in this thread
+        (or, where the OS has no pidfd, in a reader thread).
     :param on_stderr: the same for stderr.
     :param cancel: when set, the child is stopped as on a timeout.
     :returns: a :class:`ProcessResult`; never raises for a child that fails or cannot start.
@@ -219,57 +229,265 @@ def run_process(
             duration=time.monotonic() - started,
             start_error=f"cannot execute {argv[0]}: {reason}",
         )
-    assert proc.stdout is not None and proc.stderr is not None
     out_tail, err_tail = OutputTail(head_lines, tail_lines), OutputTail(head_lines, tail_lines)
+    watch = _Watch(
+        proc,
+        deadline=None if timeout is None else started + timeout,
+        kill_grace=kill_grace,
+        stop_signal=stop_signal,
+        cancel=cancel,
+    )
+    pidfd = _open_pidfd(proc.pid)
+    if pidfd is None:
+        _wait_threaded(watch, (out_tail, on_stdout), (err_tail, on_stderr))
+    else:
+        _wait_pidfd(watch, pidfd, (out_tail, on_stdout), (err_tail, on_stderr))
+    assert watch.returncode is not None
+    return ProcessResult(
+        argv=argv,
+        returncode=watch.returncode,
+        duration=time.monotonic() - started,
+        timed_out=watch.timed_out,
+        timeout=timeout,
+        cancelled=watch.cancelled,
+        stdout_tail=tuple(out_tail.lines()),
+        stderr_tail=tuple(err_tail.lines()),
+        stray_children_stopped=watch.stray,
+    )
+
+
+Stream = tuple[OutputTail, "LineCallback | None"]
+
+
+class _Watch:
+    """One child being waited for: its limits, and how it ended."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        *,
+        deadline: float | None,
+        kill_grace: float,
+        stop_signal: int,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.proc = proc
+        self.deadline = deadline
+        self.kill_grace = kill_grace
+        self.stop_signal = stop_signal
+        self.cancel = cancel
+        self.returncode: int | None = None
+        self.timed_out = False
+        self.cancelled = False
+        self.stray = False
+
+    def must_stop(self) -> bool:
+        """Check the cancel event and the deadline; records which one fired."""
+        if self.cancel is not None and self.cancel.is_set():
+            self.cancelled = True
+            return True
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.timed_out = True
+            return True
+        return False
+
+
+# -- waiting with threads (any POSIX system) ------------------------------------------------------
+
+
+def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
+    """Two reader threads, and this thread polls the child every 50 ms."""
+    proc = watch.proc
+    assert proc.stdout is not None and proc.stderr is not None
     readers = [
-        threading.Thread(target=_reader, args=(proc.stdout, out_tail, on_stdout), daemon=True),
-        threading.Thread(target=_reader, args=(proc.stderr, err_tail, on_stderr), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stdout, *out), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stderr, *err), daemon=True),
     ]
     for thread in readers:
         thread.start()
-
-    deadline = None if timeout is None else started + timeout
-    timed_out = cancelled = False
     try:
         while proc.poll() is None:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                _stop_group(proc, kill_grace, stop_signal)
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
-                _stop_group(proc, kill_grace, stop_signal)
+            if watch.must_stop():
+                _stop_group(proc, watch.kill_grace, watch.stop_signal)
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
-        returncode = proc.wait()
+        watch.returncode = proc.wait()
     except BaseException:
         # Left by an exception (KeyboardInterrupt, a signal handler that raises): the
         # child runs in its own session, so no terminal signal reaches it; stop its
         # group here rather than leave it running unobserved.
-        _stop_group(proc, kill_grace, stop_signal)
+        _stop_group(proc, watch.kill_grace, watch.stop_signal)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1.0)
         raise
 
-    stray = False
     drain_until = time.monotonic() + DRAIN_SECONDS
     for thread in readers:
         thread.join(max(0.0, drain_until - time.monotonic()))
     if any(t.is_alive() for t in readers):
         # A grandchild still holds our pipes: it belongs to this hook, stop it.
-        stray = True
-        _stop_group(proc, min(kill_grace, 2.0))
+        watch.stray = True
+        _stop_group(proc, min(watch.kill_grace, 2.0))
         for thread in readers:
             thread.join(5.0)
-    return ProcessResult(
-        argv=argv,
-        returncode=returncode,
-        duration=time.monotonic() - started,
-        timed_out=timed_out,
-        timeout=timeout,
-        cancelled=cancelled,
-        stdout_tail=tuple(out_tail.lines()),
-        stderr_tail=tuple(err_tail.lines()),
-        stray_children_stopped=stray,
-    )
+
+
+# -- waiting on a pidfd (Linux >= 5.3) -----------------------------------------------------------
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for *pid*, or None where the OS has none (the threaded wait is used then)."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:  # ENOSYS on kernels < 5.3, EPERM under some seccomp filters
+        return None
+    return fd
+
+
+class _LineSplitter:
+    """Cuts a byte stream into lines exactly as ``readline(MAX_LINE_BYTES)`` in
+    :func:`_reader` does: an over-long line keeps its first MAX_LINE_BYTES bytes,
+    marked, and its rest is dropped, so memory stays bounded whatever arrives."""
+
+    def __init__(self, sink: OutputTail, callback: LineCallback | None) -> None:
+        self._sink = sink
+        self._callback = callback
+        self._pending = b""
+        #: Inside the rest of a line already cut: drop bytes up to its newline.
+        self._dropping = False
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._pending + data).split(b"\n")
+        self._pending = lines.pop()
+        for raw in lines:
+            if self._dropping:
+                self._dropping = False
+            elif len(raw) >= MAX_LINE_BYTES:  # with its newline it exceeds one read
+                self._emit(raw[:MAX_LINE_BYTES], truncated=True)
+            else:
+                self._emit(raw)
+        if len(self._pending) >= MAX_LINE_BYTES:
+            if not self._dropping:
+                self._emit(self._pending[:MAX_LINE_BYTES], truncated=True)
+                self._dropping = True
+            self._pending = b""
+
+    def close(self) -> None:
+        if self._pending and not self._dropping:
+            self._emit(self._pending)
+        self._pending = b""
+
+    def _emit(self, raw: bytes, *, truncated: bool = False) -> None:
+        line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        if truncated:
+            line += " [line truncated]"
+        self._sink.add(line)
+        if self._callback is not None:
+            try:
+                self._callback(line)
+            except Exception:
+                # A broken callback (a closed console) must not stop the draining,
+                # or the child would block on a full pipe.
+                self._callback = None
+                log.warning(
+                    "an output callback failed; its next lines are not shown", exc_info=True
+                )
+
+
+def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
+    """Wait for the child's exit and read both pipes in this one thread.
+
+    ``poll`` wakes up the moment the child exits (its pidfd becomes readable) or
+    writes, so no time is lost to a polling interval; the cancel event, which
+    cannot be polled, is checked every 50 ms. The stop sequence (stop signal,
+    KILL after the grace period, stray grandchildren) is the threaded wait's,
+    run as deadlines of this loop so the pipes are drained all along.
+    """
+    proc = watch.proc
+    assert proc.stdout is not None and proc.stderr is not None
+    streams = {
+        proc.stdout.fileno(): _LineSplitter(*out),
+        proc.stderr.fileno(): _LineSplitter(*err),
+    }
+    poller = select.poll()
+    for fd in (pidfd, *streams):
+        poller.register(fd, select.POLLIN)
+    stopping = False  # the stop signal was sent (timeout or cancel)
+    kill_at: float | None = None  # a stop is under way: KILL the group then
+    drain_until: float | None = None  # the child is gone: wait this long for the pipes
+    stray_deadline: float | None = None  # strays were stopped: give up on the pipes then
+    try:
+        while True:
+            now = time.monotonic()
+            if watch.returncode is None and not stopping and watch.must_stop():
+                stopping = True
+                _signal_group(proc.pid, watch.stop_signal)
+                kill_at = now + watch.kill_grace
+            if kill_at is not None:
+                if watch.returncode is not None and not _group_alive(proc.pid):
+                    kill_at = None  # the whole group ended within the grace period
+                elif now >= kill_at:
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    kill_at = None
+            wake: list[float] = []  # when poll must return even if nothing happens
+            if watch.returncode is None and not stopping:
+                if watch.deadline is not None:
+                    wake.append(watch.deadline)
+                if watch.cancel is not None:
+                    wake.append(now + CANCEL_CHECK_SECONDS)  # an Event cannot be polled
+            elif kill_at is not None:
+                wake.append(kill_at)
+                if watch.returncode is not None:  # the group may end before kill_at
+                    wake.append(now + CANCEL_CHECK_SECONDS)
+            elif watch.returncode is None:
+                pass  # KILLed: wait for the exit
+            else:  # the child is reaped and its group stopped: drain the pipes
+                if not streams:
+                    break
+                if drain_until is None:
+                    drain_until = now + DRAIN_SECONDS
+                if stray_deadline is None and now >= drain_until:
+                    # A grandchild still holds our pipes: it belongs to this hook, stop it.
+                    watch.stray = True
+                    grace = min(watch.kill_grace, 2.0)
+                    _signal_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + grace
+                    stray_deadline = now + grace + 5.0
+                    continue
+                if stray_deadline is not None and now >= stray_deadline:
+                    break
+                wake.append(drain_until if stray_deadline is None else stray_deadline)
+            timeout_ms = None if not wake else max(0, math.ceil((min(wake) - now) * 1000))
+            for fd, _event in poller.poll(timeout_ms):
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    watch.returncode = proc.wait()  # exited: reaping does not block
+                    continue
+                data = os.read(fd, READ_SIZE)
+                if data:
+                    streams[fd].feed(data)
+                else:
+                    streams.pop(fd).close()
+                    poller.unregister(fd)
+    except BaseException:
+        if watch.returncode is None:
+            # Left by an exception (KeyboardInterrupt, a signal handler that raises): the
+            # child runs in its own session, so no terminal signal reaches it; stop its
+            # group here rather than leave it running unobserved. Our read ends are
+            # closed first, so a child writing while it stops cannot block on a full pipe.
+            proc.stdout.close()
+            proc.stderr.close()
+            _stop_group(proc, watch.kill_grace, watch.stop_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+        raise
+    finally:
+        os.close(pidfd)
+        for splitter in streams.values():
+            splitter.close()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -56,7 +56,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import multiprocessing
 import os
 import pkgutil
 import queue
@@ -66,11 +65,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import attrs
 
@@ -80,6 +77,10 @@ from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome, Phase
 from ..process import _group_alive, _signal_group
 from .script import dry_run_result, not_started_result, report_result
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 HookFunction = Callable[[HookContext], Any]
 
@@ -308,6 +309,8 @@ def _call_in_thread(func: HookFunction, ctx: HookContext, *, timeout: float) -> 
 
 def _call_in_child(func: HookFunction, ctx: HookContext, *, timeout: float) -> _CallEnd:
     """Call *func* in a forked child; stop the child's group on timeout or ``ctx.cancel``."""
+    import multiprocessing  # lazy: only an isolated hook needs it
+
     mp = multiprocessing.get_context("fork")
     # fork: func and ctx are inherited as they are, nothing needs to be picklable.
     # Out of processes or descriptors is a failure of this hook, not of resticm.
