@@ -42,6 +42,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "resticm_backup_added_bytes": ("gauge", "Bytes added to the repository by the last backup."),
     "resticm_backup_processed_bytes": ("gauge", "Bytes the last backup read."),
     "resticm_backup_processed_files": ("gauge", "Files the last backup read."),
+    "resticm_snapshots": (
+        "gauge",
+        "Snapshots of this host in the repository, counted after the last run that changed them.",
+    ),
+    "resticm_snapshots_timestamp_seconds": (
+        "gauge",
+        "Unix time resticm_snapshots was last counted.",
+    ),
 }
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$")
 _STEP_VALUE = {Outcome.OK: 1.0, Outcome.PARTIAL: 0.5, Outcome.FAILED: 0.0}
@@ -99,6 +107,10 @@ def report_samples(report: RunReport, labels: Mapping[str, str]) -> dict[str, fl
                 ("resticm_backup_processed_files", summary.total_files_processed),
             ):
                 samples[_series(metric, repo_labels)] = float(value)
+    for repository, count in report.snapshot_counts.items():
+        repo_labels = {**labels, "repository": repository}
+        samples[_series("resticm_snapshots", repo_labels)] = float(count)
+        samples[_series("resticm_snapshots_timestamp_seconds", repo_labels)] = report.finished_at
     return samples
 
 

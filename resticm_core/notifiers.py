@@ -25,10 +25,8 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
@@ -41,7 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("resticm_core.notify")
 
 USER_AGENT = "resticm"
-#: Total seconds one dispatch may take, whatever the notifiers' timeouts and retries.
+#: Total seconds one dispatch may take, whatever the notifiers' timeouts and retries
+#: (the default of ``notifications.timeout``).
 DEFAULT_DEADLINE = 120.0
 #: Words that mark an ``options`` entry as a secret (redacted everywhere).
 _SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL", "AUTH")
@@ -120,6 +119,9 @@ class UrllibClient:
         body: bytes | None,
         timeout: float,
     ) -> int:
+        import urllib.error  # lazy: urllib.request imports http.client and ssl (~20 ms)
+        import urllib.request
+
         request = urllib.request.Request(url, data=body, method=method)
         for name, value in headers.items():
             # http.client sends bytes values as they are (raw UTF-8, as the Go tool).
@@ -301,6 +303,9 @@ def dispatch(
     lock = threading.Lock()
     threads: list[tuple[Notifier, threading.Thread, list[EventStatus]]] = []
     ends = time.monotonic() + deadline
+    # Set once dispatch has returned: an abandoned thread then stays silent (it was
+    # already reported as abandoned, and the caller may have closed its log handlers).
+    over = threading.Event()
     for notifier in notifiers:
         accepted = set(wanted(notifier)) if wanted else {s.value for s in EventStatus}
         mine = [e for e in events if e.status.value in accepted]
@@ -311,7 +316,9 @@ def dispatch(
 
         def work(n: Notifier = notifier, todo: list[Event] = mine, c: NotifyContext = ctx) -> None:
             for event in todo:
-                delivery = _deliver(n, event, c, redactor, backoff, ends)
+                if over.is_set():
+                    return
+                delivery = _deliver(n, event, c, redactor, backoff, ends, over)
                 with lock:
                     results.append(delivery)
                     if delivery.status in pending_of[id(n)]:
@@ -338,6 +345,7 @@ def dispatch(
                         )
                     )
     with lock:
+        over.set()
         return list(results)
 
 
@@ -348,6 +356,7 @@ def _deliver(
     redactor: Redactor,
     backoff: float,
     ends: float,
+    over: threading.Event,
 ) -> Delivery:
     name = notifier.describe()
     attempts = 0
@@ -361,8 +370,11 @@ def _deliver(
         except Exception as exc:  # a plugin's bug must not escape its thread
             error = redactor.redact(f"{type(exc).__name__}: {exc}")
         else:
-            log.debug("notifier %s sent the %s event", name, event.status.value)
+            if not over.is_set():
+                log.debug("notifier %s sent the %s event", name, event.status.value)
             return Delivery(notifier=name, status=event.status, ok=True, attempts=attempts)
+        if over.is_set():  # abandoned: reported already, say nothing more
+            return Delivery(notifier=name, status=event.status, ok=False, error=error)
         if attempt < notifier.retries:
             pause = backoff * 2**attempt
             if time.monotonic() + pause >= ends:
@@ -536,13 +548,14 @@ def notify_run(
     notify_success: bool = False,
     http: HttpClient | None = None,
     redactor: Redactor | None = None,
-    deadline: float = DEFAULT_DEADLINE,
+    deadline: float | None = None,
     backoff: float = 1.0,
 ) -> list[Delivery]:
     """Send *events* to the configured providers, gated as the config says.
 
     Nothing is sent unless ``notifications.enabled``. Each provider gets the
-    events :func:`wanted_events` allows. Never raises.
+    events :func:`wanted_events` allows, within *deadline* seconds in total
+    (default: ``notifications.timeout``). Never raises.
     """
     settings = config.notifications
     if not settings.enabled or not settings.providers:
@@ -562,7 +575,7 @@ def notify_run(
         wanted=wanted,
         http=http,
         redactor=redactor,
-        deadline=deadline,
+        deadline=settings.timeout if deadline is None else deadline,
         backoff=backoff,
     )
 
@@ -582,8 +595,11 @@ def wants_start(config: Config, *, notify_success: bool = False) -> bool:
     )
 
 
-def find_type(types: Mapping[str, type[Notifier]], name: str) -> type[Notifier] | None:
-    """The notifier class for a ``type:`` value: case-insensitive, aliases too."""
+_Kind = TypeVar("_Kind")
+
+
+def find_type(types: Mapping[str, type[_Kind]], name: str) -> type[_Kind] | None:
+    """The class for a ``type:`` value (notifier, dump source): case-insensitive, aliases too."""
     wanted = name.strip().lower()
     for kind, cls in types.items():
         spellings = {kind.lower(), *(a.lower() for a in getattr(cls, "aliases", ()))}

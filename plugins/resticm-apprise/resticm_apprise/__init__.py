@@ -9,7 +9,7 @@
           on: [error, warning]
 
 This package is the template for a third-party notifier: a frozen attrs
-subclass of :class:`resticm_core.notifiers.Notifier` with a ``kind``, its
+subclass of :class:`resticm_core.Notifier` with a ``kind``, its
 config keys as fields, a ``send`` that raises when delivery failed, and one
 ``resticm_notifier_types`` hook implementation registered through the
 ``resticm`` entry-point group (see pyproject.toml).
@@ -21,8 +21,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from resticm_core import hookimpl
-from resticm_core.notifiers import Event, Notifier, NotifyContext, NotifyError
+from resticm_core import Event, Notifier, NotifyContext, NotifyError, hookimpl
 
 __version__ = "0.1.0"
 

@@ -15,8 +15,8 @@ pytest.importorskip("apprise")
 
 import resticm_apprise
 
-from resticm_core import config_from_dict
-from resticm_core.notifiers import Event, EventStatus, dispatch
+from resticm_core import Event, EventStatus, config_from_dict
+from resticm_core.notifiers import dispatch
 from resticm_core.plugin_manager import PluginRegistry
 
 
