@@ -12,12 +12,14 @@ import json
 import logging
 import logging.handlers
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
 from typing import TextIO
 
 from .config import Logging
+from .logcontext import ContextFilter, record_context
 from .secrets import Redactor
 
 LOGGER_NAME = "resticm_core"
@@ -28,6 +30,12 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+#: ``logging.file`` values that mean "the local syslog daemon" (journald reads /dev/log too).
+SYSLOG_TARGETS = ("syslog", "journald")
+#: The syslog socket; the environment variable overrides it (tests, chroots).
+DEFAULT_SYSLOG_ADDRESS = "/dev/log"
+SYSLOG_ADDRESS_VARIABLE = "RESTICM_SYSLOG_SOCKET"
 
 
 #: Log-record flags: a record meant for the console only, or for the log file only.
@@ -68,7 +76,9 @@ class HookOutputLog:
             seen = self._seen[hook] = self._seen.get(hook, 0) + 1
             if seen > self.head:
                 self._tails.setdefault(hook, collections.deque(maxlen=self.tail)).append(line)
-        extra = {CONSOLE_ONLY: True} if seen > self.head else None
+        extra: dict[str, object] = {"hook": hook}
+        if seen > self.head:
+            extra[CONSOLE_ONLY] = True
         self.logger.info("[%s] %s", hook, line, extra=extra)
 
     def hook_finished(self, hook: str) -> None:
@@ -79,10 +89,13 @@ class HookOutputLog:
         omitted = seen - self.head - len(tail)
         if omitted > 0:
             self.logger.info(
-                "[%s] ... %d lines omitted ...", hook, omitted, extra={FILE_ONLY: True}
+                "[%s] ... %d lines omitted ...",
+                hook,
+                omitted,
+                extra={FILE_ONLY: True, "hook": hook},
             )
         for line in tail:
-            self.logger.info("[%s] %s", hook, line, extra={FILE_ONLY: True})
+            self.logger.info("[%s] %s", hook, line, extra={FILE_ONLY: True, "hook": hook})
 
     def message(self, level: int, text: str) -> None:
         self.logger.log(level, "%s", text)
@@ -104,13 +117,16 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ISO 8601), level, message."""
+    """One JSON object per line: time (UTC, ISO 8601), level, message, then the
+    context fields that apply (command, repository, phase, hook; see
+    :mod:`resticm_core.logcontext`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
             "level": record.levelname,
             "message": record.getMessage(),
+            **record_context(record),
         }
         return json.dumps(entry, ensure_ascii=False)
 
@@ -133,11 +149,16 @@ def setup_logging(
     redactor: Redactor,
     verbose: bool = False,
     stream: TextIO | None = None,
+    syslog_address: str | None = None,
 ) -> logging.Logger:
-    """Install console (stderr) and file handlers on the ``resticm_core`` logger.
+    """Install console (stderr) and file (or syslog) handlers on the ``resticm_core`` logger.
 
-    A log file that cannot be opened is reported on the console and skipped: a
-    backup must not fail because its log directory is missing.
+    A log file that cannot be opened (or a syslog socket that cannot be reached)
+    is reported on the console and skipped: a backup must not fail because its
+    log directory is missing.
+
+    :param syslog_address: the syslog socket for ``file: syslog``; default
+        ``$RESTICM_SYSLOG_SOCKET``, else ``/dev/log``.
     """
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
@@ -147,38 +168,94 @@ def setup_logging(
     level = LEVELS.get((settings.level if settings else "info").lower(), logging.INFO)
     logger.setLevel(logging.DEBUG if verbose else level)
     redacting = RedactingFilter(redactor)
+    context = ContextFilter()
 
     if settings is None or settings.console:
         console = logging.StreamHandler(stream or sys.stderr)
         console.setFormatter(ConsoleFormatter())
         console.addFilter(redacting)
+        console.addFilter(context)
         console.addFilter(_SkipFlagged(FILE_ONLY))
         logger.addHandler(console)
 
     if settings is not None and settings.file:
-        try:
-            path = Path(os.path.expanduser(settings.file))
-            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-            file_handler = logging.handlers.RotatingFileHandler(
-                path,
-                maxBytes=max(settings.max_size_mb, 0) * 1024 * 1024,
-                backupCount=max(settings.max_files, 0),
-                encoding="utf-8",
-            )
-            os.chmod(path, 0o600)  # hook output may carry sensitive data
-        except OSError as exc:
-            logger.warning(
-                "cannot write log file %s: %s; logging to the console only",
-                settings.file,
-                exc.strerror or exc,
-            )
+        if settings.file.strip().lower() in SYSLOG_TARGETS:
+            destination = _syslog_handler(logger, settings, syslog_address)
         else:
-            file_handler.setFormatter(
-                JsonFormatter()
-                if settings.json
-                else logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
-            )
-            file_handler.addFilter(redacting)
-            file_handler.addFilter(_SkipFlagged(CONSOLE_ONLY))
-            logger.addHandler(file_handler)
+            destination = _file_handler(logger, settings)
+        if destination is not None:
+            destination.addFilter(redacting)
+            destination.addFilter(context)
+            destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
+            logger.addHandler(destination)
     return logger
+
+
+def _file_handler(logger: logging.Logger, settings: Logging) -> logging.Handler | None:
+    try:
+        path = Path(os.path.expanduser(settings.file))
+        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path,
+            maxBytes=max(settings.max_size_mb, 0) * 1024 * 1024,
+            backupCount=max(settings.max_files, 0),
+            encoding="utf-8",
+        )
+        os.chmod(path, 0o600)  # hook output may carry sensitive data
+    except OSError as exc:
+        logger.warning(
+            "cannot write log file %s: %s; logging to the console only",
+            settings.file,
+            exc.strerror or exc,
+        )
+        return None
+    handler.setFormatter(
+        JsonFormatter()
+        if settings.json
+        else logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
+    )
+    return handler
+
+
+def _syslog_handler(
+    logger: logging.Logger, settings: Logging, address: str | None
+) -> logging.Handler | None:
+    """A handler for the local syslog socket (journald listens there too).
+
+    The level travels as the syslog priority; ``max_size_mb``/``max_files`` do
+    not apply (the syslog daemon rotates).
+    """
+    address = address or os.environ.get(SYSLOG_ADDRESS_VARIABLE) or DEFAULT_SYSLOG_ADDRESS
+    try:
+        _probe_unix_socket(address)
+        handler = logging.handlers.SysLogHandler(
+            address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
+        )
+    except OSError as exc:
+        logger.warning(
+            "cannot reach syslog at %s: %s; logging to the console only",
+            address,
+            exc.strerror or exc,
+        )
+        return None
+    # The tag syslog shows (``resticm[1234]:``); JSON keeps its fields for journald users.
+    handler.ident = f"resticm[{os.getpid()}]: "
+    handler.setFormatter(JsonFormatter() if settings.json else logging.Formatter("%(message)s"))
+    return handler
+
+
+def _probe_unix_socket(address: str) -> None:
+    """Raise OSError when nothing listens at *address*.
+
+    SysLogHandler swallows a failed connection and retries on every record,
+    printing a traceback each time; a dead socket is better said once, up front.
+    """
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as probe:
+            try:
+                probe.connect(address)
+            except OSError as exc:
+                if kind == socket.SOCK_STREAM:
+                    raise exc
+                continue
+            return

@@ -26,6 +26,7 @@ import attrs
 from .config import PRIMARY, Config, Repository
 from .errors import UsageError
 from .lockcheck import verify_locks
+from .logcontext import log_context
 from .phases import Outcome, StepResult
 from .restic import ResticResult, check_args, forget_args, printable_command
 from .state import DeepCheckState, default_state_dir, repository_id
@@ -162,7 +163,9 @@ def _record(run: _Run, chain: _Chain) -> None:
         run.warn(warning)
     for step in chain.steps:
         if step.failed:
-            run.error(step.error)
+            # Recorded here, after the worker ended: say which step it was (JSON logs).
+            with log_context(phase=step.name, repository=step.repository):
+                run.error(step.error)
         run.record_step(step)
 
 

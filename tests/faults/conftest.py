@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..conftest import PASSWORD, restic_env, write_script
+from ..http_recorder import Recorder, serve
 
 PHASES = ("pre_backup", "post_backup", "on_success", "on_error", "finally")
 
@@ -28,6 +29,33 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return src
 
 
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """The notification endpoint: a real HTTP server on 127.0.0.1 (a webhook provider)."""
+    yield from serve()
+
+
+def notifications_block(url: str) -> str:
+    """Every event (errors, warnings, successes) to the recorder's ``/webhook``."""
+    return (
+        "notifications:\n  enabled: true\n  notify_on_error: true\n"
+        "  notify_on_success: true\n  providers:\n"
+        f"    - type: webhook\n      url: {url}/webhook\n"
+    )
+
+
+def notified(recorder: Recorder) -> list[dict[str, Any]]:
+    """The webhook messages received: ``status``, ``body``, ``report``..."""
+    return [request.json() for request in recorder.by_path("/webhook")]
+
+
+def notified_once(recorder: Recorder, status: str) -> dict[str, Any]:
+    """The one message of a run that ended with *status* (error, warning, success)."""
+    messages = notified(recorder)
+    assert [m["status"] for m in messages] == [status], messages
+    return messages[0]
+
+
 def write_config(
     tmp_path: Path,
     repo: Path,
@@ -35,6 +63,7 @@ def write_config(
     *,
     hooks: dict[str, str] | None = None,
     extra: str = "",
+    notify: Recorder | None = None,
 ) -> Path:
     path = tmp_path / "config.yaml"
     text = (
@@ -45,6 +74,8 @@ def write_config(
     )
     if hooks:
         text += "hooks:\n" + "".join(f"  {k}: {v}\n" for k, v in hooks.items())
+    if notify is not None:
+        text += notifications_block(notify.url)
     path.write_text(text + extra)
     path.chmod(0o600)
     return path
