@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .errors import ConfigError, LockHeldError, PluginError, ResticmError, SkipBackup
     from .hooks import Hook, HookContext
     from .hookspecs import hookimpl, hookspec
+    from .notifiers import Event, EventStatus, Notifier, NotifyContext, NotifyError
     from .phases import (
         BackupStatus,
         BackupSummary,
@@ -52,6 +53,11 @@ _EXPORTS = {
     "HookContext": "hooks",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
+    "Event": "notifiers",
+    "EventStatus": "notifiers",
+    "Notifier": "notifiers",
+    "NotifyContext": "notifiers",
+    "NotifyError": "notifiers",
     "BackupStatus": "phases",
     "BackupSummary": "phases",
     "HookResult": "phases",
@@ -73,10 +79,15 @@ __all__ = [
     "BackupSummary",
     "Config",
     "ConfigError",
+    "Event",
+    "EventStatus",
     "Hook",
     "HookContext",
     "HookResult",
     "LockHeldError",
+    "Notifier",
+    "NotifyContext",
+    "NotifyError",
     "Outcome",
     "Phase",
     "PhaseResult",

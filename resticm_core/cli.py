@@ -189,6 +189,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     notify_test.add_argument(
         "--provider", metavar="NAME", help="only the provider with this name or type"
     )
+    dumps = command("dumps", "list database dumps, or pipe one back into its database")
+    if argv is None or "dumps" in argv:
+        from .dump_commands import add_dumps_parser
+
+        add_dumps_parser(dumps, [sub_globals])
     schedule = command("schedule", "run resticm on a systemd timer (or print a cron line)")
     if argv is None or "schedule" in argv:
         from .schedule import add_schedule_parser  # lazy: imports attrs
@@ -200,6 +205,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     """Run the CLI; returns the exit code (``python -m resticm_core`` exits with it)."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments in (["--version"], ["-V"]):
+        # The common probe, answered as argparse's version action does (print, exit 0)
+        # before any parser is built: `resticm --version` costs the interpreter only.
+        print(f"resticm {__version__}")
+        raise SystemExit(0)
     restic_args = None
     if "run" in arguments:  # lazy: commands imports the config models (attrs)
         from .commands import split_run_argv
@@ -260,6 +270,12 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         return _cmd_hooks_run(config, args, registry, env)
     if command == "notify":
         return _cmd_notify_test(config, args)
+    if command == "dumps":
+        from .commands import make_restic
+        from .dump_commands import cmd_dumps
+
+        restic = make_restic(config, env, registry, args.verbose)
+        return cmd_dumps(config, args, restic, env, registry.repository_password)
     from .commands import COMMANDS as REPOSITORY_COMMANDS
     from .commands import dispatch
 
@@ -331,6 +347,7 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
                         "version": i.version,
                         "hook_kinds": list(i.hook_kinds),
                         "notifier_kinds": list(i.notifier_kinds),
+                        "dump_kinds": list(i.dump_kinds),
                     }
                     for i in infos
                 ],
@@ -345,6 +362,7 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
                 [
                     *(f"hook:{k}" for k in info.hook_kinds),
                     *(f"notifier:{k}" for k in info.notifier_kinds),
+                    *(f"dump:{k}" for k in info.dump_kinds),
                 ]
             )
             or "-"
@@ -405,7 +423,9 @@ def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
     if args.provider:
         wanted = args.provider.lower()
         providers = [
-            p for p in providers if wanted in (p.describe().lower(), p.kind.lower(), *p.aliases)
+            p
+            for p in providers
+            if wanted in (p.describe().lower(), p.kind.lower(), *(a.lower() for a in p.aliases))
         ]
         if not providers:
             print(f"resticm: no notification provider named {args.provider!r}", file=sys.stderr)
@@ -419,7 +439,9 @@ def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
             print(f"[dry-run] would send a test message to {provider.describe()}")
         return 0
     redactor = Redactor(config.secrets())
-    deliveries = dispatch([event], providers, redactor=redactor)
+    deliveries = dispatch(
+        [event], providers, redactor=redactor, deadline=config.notifications.timeout
+    )
     for delivery in deliveries:
         verdict = "ok" if delivery.ok else f"FAILED: {delivery.error}"
         print(f"{delivery.notifier:<16} {verdict}")
@@ -505,6 +527,8 @@ def _cmd_workflow(
 
 def _print_summary(report: Any) -> None:
     out = sys.stderr
+    # Dump steps ("dump postgresql:app") are longer than restic's command names.
+    width = max([10, *(len(step.name) for step in report.steps)])
     for step in report.steps:
         extra = (
             f" snapshot {step.summary.snapshot_id}"
@@ -513,7 +537,7 @@ def _print_summary(report: Any) -> None:
         )
         error = f": {step.error}" if step.error else ""
         print(
-            f"  {step.name:<10} {step.repository:<12} {step.outcome.value:<8} "
+            f"  {step.name:<{width}} {step.repository:<12} {step.outcome.value:<8} "
             f"{step.duration:6.1f}s{extra}{error}",
             file=out,
         )

@@ -26,7 +26,6 @@ from .config import PRIMARY, Config, Repository
 from .config_file import CONTEXT_FILE, DEFAULT_ETC_DIR
 from .errors import LockHeldError, ResticmError, UsageError
 from .locking import ProcessLock, lock_key
-from .mirror import resolve_repository
 from .restic import (
     Restic,
     ResticErrorKind,
@@ -37,6 +36,16 @@ from .restic import (
 )
 from .secrets import redact_url
 from .state import default_state_dir
+
+
+def resolve_repository(config: Config, name: str | None) -> Repository:
+    """:func:`resticm_core.mirror.resolve_repository`, imported on first use: this
+    module is imported by every CLI command, ``mirror`` (and ``lockcheck``) only
+    by the commands that maintain or copy."""
+    from .mirror import resolve_repository as resolve
+
+    return resolve(config, name)
+
 
 # -- the context file --------------------------------------------------------------------------
 
@@ -325,6 +334,9 @@ def info_document(
         "verify_no_locks": config.verify_no_locks,
         "default_tags": list(config.default_tags),
         "hooks": {k: v for k, v in hooks.items() if v},
+        "dumps": [
+            {"type": d.kind, "name": d.label, "describe": d.describe()} for d in config.dumps
+        ],
         "notifications": {
             "enabled": config.notifications.enabled,
             "notify_on_success": config.notifications.notify_on_success,
@@ -402,6 +414,10 @@ def cmd_info(
     p("Hooks:" + ("" if doc["hooks"] else " (none)"))
     for phase, entries in doc["hooks"].items():
         p(f"  {phase}: {', '.join(entries)}")
+    if doc["dumps"]:
+        p("Dumps:")
+        for dump in doc["dumps"]:
+            p(f"  {dump['name']}: {dump['describe']}")
     n = doc["notifications"]
     p(
         f"Notifications: {'enabled' if n['enabled'] else 'disabled'}; "

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import attrs
 
+from .dumps import DumpSource
 from .hooks import DEFAULT_HOOK_TIMEOUT, Hook
-from .notifiers import Notifier
+from .notifiers import DEFAULT_DEADLINE, Notifier
 
 PRIMARY = "primary"
 #: Words that mark an ``env:`` variable as a secret (its value is redacted everywhere).
@@ -170,6 +171,9 @@ class Notifications:
     notify_on_success: bool = False
     notify_on_error: bool = False
     providers: tuple[Notifier, ...] = ()
+    #: addition: seconds (a duration: ``2m``) one dispatch may take in total, all
+    #: providers, timeouts and retries included; a hung provider is then abandoned.
+    timeout: float = DEFAULT_DEADLINE
 
 
 @attrs.frozen(kw_only=True)
@@ -217,6 +221,9 @@ class Config:
     #: addition: how many copy backends are served at once.
     copy_concurrency: int = 2
     hooks: PhaseHooks = attrs.field(factory=PhaseHooks)
+    #: addition: database dumps streamed into restic, one snapshot per database;
+    #: each entry's ``type`` comes from a dump plugin (docs/dumps.md).
+    dumps: tuple[DumpSource, ...] = ()
     notifications: Notifications = attrs.field(factory=Notifications)
     #: addition: Prometheus textfile and status file.
     monitoring: Monitoring = attrs.field(factory=Monitoring)
@@ -225,6 +232,9 @@ class Config:
     #: addition: keep retrying a command whose repository another process has
     #: locked, for this long (``--retry-lock`` on restic >= 0.16, emulated before).
     retry_lock: float | None = _duration()
+    #: addition: extra attempts of a restic command that failed with a transient
+    #: backend error (connection refused, 5xx...), backoff 5 s, 10 s, 20 s...
+    retries: int = 2
     #: addition: per-command restic timeouts.
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     #: addition: probe the repository (read-only) before pre_backup hooks run.
@@ -286,4 +296,6 @@ class Config:
             values += _secret_env(backend.env)
         for provider in self.notifications.providers:
             values += provider.secrets()
+        for dump in self.dumps:
+            values += dump.secrets()
         return [v for v in values if v and len(v) >= 4]

@@ -242,6 +242,9 @@ def inline_secrets(data: object) -> list[str]:
             if provider.get("token"):
                 found.append(prefix + "token")
             found += _secret_env(provider.get("options"), prefix + "options")
+    for i, dump in enumerate(_items(data.get("dumps"))):
+        if isinstance(dump, Mapping) and dump.get("password"):
+            found.append(f"dumps[{i}].password")
     hooks = data.get("hooks")
     if isinstance(hooks, Mapping):
         found += _secret_env(hooks.get("environment"), "hooks.environment")
@@ -427,6 +430,7 @@ def semantic_problems(
         *_repository_problems(config, registry, environ),
         *_copy_problems(config),
         *_range_problems(config),
+        *_dump_problems(config),
     ]
 
 
@@ -455,12 +459,37 @@ def _copy_problems(config: Config) -> list[tuple[KeyPath, str]]:
     ]
 
 
+def _dump_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    """Two dump entries with one label would share tags and snapshot paths."""
+    problems: list[tuple[KeyPath, str]] = []
+    seen: dict[str, int] = {}
+    for i, dump in enumerate(config.dumps):
+        label = dump.label
+        if ":" in label or "/" in label or "," in label or not label.strip():
+            problems.append(
+                (("dumps", i, "name"), f"{label!r}: a dump name may not hold ':', '/' or ','")
+            )
+        elif label in seen:
+            problems.append(
+                (
+                    ("dumps", i, "name"),
+                    f"dumps[{seen[label]}] already uses the name {label!r}; give each "
+                    f"{dump.kind} entry its own 'name:' (it labels tags and snapshot paths)",
+                )
+            )
+        else:
+            seen[label] = i
+    return problems
+
+
 def _range_problems(config: Config) -> list[tuple[KeyPath, str]]:
     problems: list[tuple[KeyPath, str]] = []
     if config.copy_concurrency < 1:
         problems.append(
             (("copy_concurrency",), f"must be at least 1, got {config.copy_concurrency}")
         )
+    if config.retries < 0:
+        problems.append((("retries",), f"must be 0 (off) or more, got {config.retries}"))
     for key in RETENTION_COUNTS:
         value = getattr(config.retention, key)
         if value < 0:
@@ -596,4 +625,21 @@ def config_warnings(config: Config) -> list[str]:
                     f"check() of hook kind {hook.kind!r} crashed: {type(exc).__name__}: {exc}"
                 ]
             warnings += [f"hooks.{phase.value}[{i}]: {problem}" for problem in problems]
+    return warnings + _dump_warnings(config)
+
+
+def _dump_warnings(config: Config) -> list[str]:
+    """Each dump source's own static check: tool installed, password file there."""
+    if not config.dumps:
+        return []
+    from .dumps import DumpContext, dump_environment
+
+    ctx = DumpContext(env=dump_environment(os.environ), config_dir=config.config_dir)
+    warnings = []
+    for i, dump in enumerate(config.dumps):
+        try:
+            problems = dump.check(ctx)
+        except Exception as exc:  # a plugin's bug must not stop every command
+            problems = [f"check() of dump type {dump.kind!r} crashed: {type(exc).__name__}: {exc}"]
+        warnings += [f"dumps[{i}]: {problem}" for problem in problems]
     return warnings

@@ -53,6 +53,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from .dumps import DumpSource
 from .hooks import Hook
 from .notifiers import Notifier, find_type
 
@@ -446,35 +447,41 @@ class _HookEntries:
 
 
 @attrs.frozen
-class _NotifierEntries:
-    """Structures one ``notifications.providers[]`` mapping into its notifier class."""
+class _TypedEntries:
+    """Structures one mapping chosen by its ``type`` key into the class of that type:
+    ``notifications.providers[]`` (notifier plugins), ``dumps[]`` (dump plugins)."""
 
     conv: cattrs.Converter
-    notifier_types: Mapping[str, type[Notifier]]
+    types: Mapping[str, type[Any]]
+    #: What an entry is called in messages: ``provider``, ``dump``.
+    noun: str
+    #: How an unknown ``type`` is called: ``notification provider type``, ``dump type``.
+    unknown: str
+    #: Shown as "installed" when no plugin provides any type.
+    none_installed: str = "none"
 
-    def structure_entry(self, value: object, _: object) -> Notifier:
-        installed = ", ".join(sorted(self.notifier_types)) or "none"
+    def structure_entry(self, value: object, _: object) -> Any:
+        installed = ", ".join(sorted(self.types)) or self.none_installed
         if not isinstance(value, Mapping):
-            raise ConfigValueError(f"expected a provider mapping, got {show(value)}")
+            raise ConfigValueError(f"expected a {self.noun} mapping, got {show(value)}")
         kind = value.get("type")
         if not isinstance(kind, str):
-            message = f"a provider needs 'type' (installed: {installed})"
+            message = f"a {self.noun} needs 'type' (installed: {installed})"
             if kind is not None:
-                message = f"expected a provider type ({installed}), got {show(kind)}"
+                message = f"expected a {self.noun} type ({installed}), got {show(kind)}"
             raise ConfigValueError(message, subpath=("type",) if "type" in value else ())
-        cls = find_type(self.notifier_types, kind)
+        cls = find_type(self.types, kind)
         if cls is None:
             raise ConfigValueError(
-                f"unknown notification provider type {kind!r} (installed: {installed})",
-                subpath=("type",),
+                f"unknown {self.unknown} {kind!r} (installed: {installed})", subpath=("type",)
             )
         fields = {key: item for key, item in value.items() if key != "type"}
-        notifier: Notifier = self.conv.structure(fields, cls)
-        return notifier
+        return self.conv.structure(fields, cls)
 
-    def unstructure(self, notifier: Notifier) -> dict[str, Any]:
-        data: dict[str, Any] = self.conv.unstructure(notifier, type(notifier))
-        return {"type": notifier.kind, **data}
+    def unstructure(self, entry: Any) -> dict[str, Any]:
+        # With the declared base type cattrs would drop every subclass field.
+        data: dict[str, Any] = self.conv.unstructure(entry, type(entry))
+        return {"type": entry.kind, **data}
 
 
 def _is_hook_phase(t: object) -> bool:
@@ -508,9 +515,17 @@ def make_converter(registry: PluginRegistry, *, base_dir: Path | None = None) ->
     conv.register_structure_hook_func(lambda t: t is Hook, entries.structure_entry)
     conv.register_unstructure_hook_func(lambda t: t is Hook, entries.unstructure)
     # Notification providers: the same predicate mechanism, dispatched on ``type``.
-    notifiers = _NotifierEntries(conv, dict(registry.notifier_types))
+    notifiers = _TypedEntries(
+        conv, dict(registry.notifier_types), "provider", "notification provider type"
+    )
     conv.register_structure_hook_func(lambda t: t is Notifier, notifiers.structure_entry)
     conv.register_unstructure_hook_func(lambda t: t is Notifier, notifiers.unstructure)
+    # Database dumps: the same, from the resticm_dump_types plugins.
+    dumps = _TypedEntries(
+        conv, dict(registry.dump_types), "dump", "dump type", "none: pip install resticm-dumps"
+    )
+    conv.register_structure_hook_func(lambda t: t is DumpSource, dumps.structure_entry)
+    conv.register_unstructure_hook_func(lambda t: t is DumpSource, dumps.unstructure)
     return conv
 
 

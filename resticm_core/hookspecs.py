@@ -28,6 +28,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .config import Config, Repository
+    from .dumps import DumpSource
     from .hooks import Hook
     from .phases import PhaseResult, RunReport, StepResult
 
@@ -57,6 +58,20 @@ def resticm_notifier_types() -> Iterable[type[Any]]:  # type: ignore[empty-body]
     ``notifications.providers``). Two plugins returning the same kind is an error.
 
     :returns: an iterable of notifier classes.
+    """
+
+
+@hookspec
+def resticm_dump_types() -> Iterable[type[DumpSource]]:  # type: ignore[empty-body]
+    """Return the database dump sources this plugin provides (``dumps:`` entries).
+
+    Each class subclasses :class:`resticm_core.dumps.DumpSource`, sets a unique
+    ``kind`` (the entry's ``type``) and is a frozen attrs class whose fields are its
+    config keys. It says which command prints a dump and which reads it back;
+    resticm streams the dump into ``restic backup --stdin``, judges it complete or
+    not, and restores it with ``resticm dumps restore`` (docs/dumps.md).
+
+    :returns: an iterable of dump source classes.
     """
 
 

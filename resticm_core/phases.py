@@ -7,6 +7,7 @@ and the Ansible module only read them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -188,6 +189,9 @@ class RunReport:
     #: The signal that stopped the run, if any.
     signal: int | None = None
     exit_code: int = 0
+    #: Snapshots of this host per repository the run changed, counted after it
+    #: (only when a Prometheus textfile is configured; see snapshot_count.py).
+    snapshot_counts: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -227,4 +231,5 @@ class RunReport:
             "warnings": list(self.warnings),
             "phases": [p.to_dict() for p in self.phases],
             "steps": [s.to_dict() for s in self.steps],
+            "snapshot_counts": dict(self.snapshot_counts),
         }

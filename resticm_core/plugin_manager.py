@@ -126,6 +126,7 @@ class PluginInfo:
     version: str | None
     hook_kinds: tuple[str, ...]
     notifier_kinds: tuple[str, ...]
+    dump_kinds: tuple[str, ...] = ()
 
 
 def _collect_kinds(
@@ -161,11 +162,21 @@ class PluginRegistry:
         self.pm = pm
         self.hook_types, self._hook_owner = _collect_kinds(pm, "resticm_hook_types")
         self.notifier_types, self._notifier_owner = _collect_kinds(pm, "resticm_notifier_types")
+        self.dump_types, self._dump_owner = _collect_kinds(pm, "resticm_dump_types")
         for kind, cls in self.hook_types.items():
             if not (isinstance(cls, type) and issubclass(cls, Hook)):
                 raise PluginError(
                     f"plugin {self._hook_owner[kind]!r}: hook kind {kind!r} is not a Hook subclass"
                 )
+        if self.dump_types:
+            from .dumps import DumpSource  # lazy: only when a dump plugin is installed
+
+            for kind, cls in self.dump_types.items():
+                if not (isinstance(cls, type) and issubclass(cls, DumpSource)):
+                    raise PluginError(
+                        f"plugin {self._dump_owner[kind]!r}: dump type {kind!r} "
+                        "is not a DumpSource subclass"
+                    )
 
     @classmethod
     def default(cls, **kwargs: Any) -> PluginRegistry:
@@ -192,6 +203,7 @@ class PluginRegistry:
                     version=dist.version if dist is not None else None,
                     hook_kinds=tuple(k for k, o in self._hook_owner.items() if o == name),
                     notifier_kinds=tuple(k for k, o in self._notifier_owner.items() if o == name),
+                    dump_kinds=tuple(k for k, o in self._dump_owner.items() if o == name),
                 )
             )
         return sorted(infos, key=lambda i: i.name)

@@ -32,6 +32,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -194,6 +195,71 @@ def classify(
     return ResticErrorKind.FAILED
 
 
+# -- transient backend failures ------------------------------------------------------------------
+
+#: restic's words for a backend that is there but failing right now (texts of
+#: restic 0.14.0 against a closed port, a rest-server and an S3 answering 5xx):
+#:   Fatal: unable to open config file: Stat: Get "http://127.0.0.1:1/b/?location=":
+#:       dial tcp 127.0.0.1:1: connect: connection refused
+#:   Fatal: unable to open config file: unexpected HTTP response (503): 503 Service Unavailable
+#:   Fatal: unable to open config file: Stat: 503 Service Unavailable
+_TRANSIENT_MARKERS = (
+    "connection refused",
+    "connection reset by peer",
+    "broken pipe",
+    "i/o timeout",
+    "tls handshake timeout",
+    "no route to host",
+    "network is unreachable",
+    "temporary failure in name resolution",
+    "server misbehaving",
+    "unexpected eof",
+    "500 internal server error",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway timeout",
+    "reduce your request rate",
+)
+#: Where restic stops before it changed anything: the config file is read and the
+#: lock created before any command does its work.
+_BEFORE_WORK_MARKERS = (
+    "unable to open config file",
+    "unable to open repository",
+    "unable to create lock",
+)
+#: Commands that may be run again after failing anywhere: they read the repository
+#: only, or (forget, copy) do work a second run completes rather than repeats.
+RETRY_ANYWHERE_COMMANDS = frozenset(
+    {"snapshots", "cat", "list", "ls", "stats", "find", "diff", "check", "forget", "copy"}
+)
+#: Never retried: a half-created repository must be looked at, not initialised again.
+NEVER_RETRIED_COMMANDS = frozenset({"init", "key", "unlock", "version"})
+
+
+def retryable_failure(result: ResticResult) -> bool:
+    """Is *result* a transient backend failure worth another attempt?
+
+    restic retries each backend request itself (for minutes); what reaches
+    resticm is mostly a backend that was unreachable when restic started, and
+    then restic has done nothing. So: any command (``backup`` and ``prune``
+    included) is retried when it failed opening or locking the repository; the
+    commands of :data:`RETRY_ANYWHERE_COMMANDS` also when they failed later.
+    ``forget --prune`` counts as a prune. Timeouts and interruptions are never
+    retried (the time is spent; the user asked to stop).
+    """
+    if result.error_kind is not ResticErrorKind.FAILED or result.failure:
+        return False
+    command = result.command
+    if command in NEVER_RETRIED_COMMANDS or "--stdin" in result.args:
+        return False
+    lines = [line.lower() for line in readable_stderr(result.stderr_tail)]
+    if not any(marker in line for line in lines for marker in _TRANSIENT_MARKERS):
+        return False
+    if command in RETRY_ANYWHERE_COMMANDS and "--prune" not in result.args:
+        return True
+    return any(marker in line for line in lines for marker in _BEFORE_WORK_MARKERS)
+
+
 # -- making restic's stderr readable --------------------------------------------------------------
 
 
@@ -351,6 +417,7 @@ class ResticResult:
         if kind is ResticErrorKind.TIMEOUT:
             return (
                 f"{what} on {self.repository} timed out after {self.duration:.0f}s and was stopped"
+                + _backend_trouble(self.stderr_tail)
             )
         if kind is ResticErrorKind.INTERRUPTED:
             if self.cancelled:
@@ -359,6 +426,18 @@ class ResticResult:
         verb = "finished with warnings" if kind is ResticErrorKind.PARTIAL else "failed"
         detail = self.failure or _detail(self.stderr_tail, kind) or _exit_description(self)
         return f"{what} {verb} on {self.repository}: {detail}{_exit_suffix(self.exit_code)}"
+
+
+def _backend_trouble(stderr: Sequence[str]) -> str:
+    """`` (last backend error: ...)`` when restic was retrying a failing backend.
+
+    restic retries a dead backend for minutes before giving up: a timeout then
+    says why it took so long.
+    """
+    for line in reversed(readable_stderr(stderr)):
+        if any(marker in line.lower() for marker in _TRANSIENT_MARKERS):
+            return f" (last backend error: {line[:300]})"
+    return ""
 
 
 def _exit_description(result: ResticResult) -> str:
@@ -418,9 +497,14 @@ class ResticRunner(Protocol):
         capture_stdout: bool = False,
         cancel: threading.Event | None = None,
         extra_env: Mapping[str, str] | None = None,
+        stdin: int | None = None,
     ) -> ResticResult:
         """Run ``restic <args>`` on *repository*. Never raises for a failing restic:
-        the result says how it failed (NOT_INSTALLED included)."""
+        the result says how it failed (NOT_INSTALLED included).
+
+        *stdin* is a file descriptor restic reads (``backup --stdin`` of a dump);
+        None gives it no input. Runners that stream nothing may omit the parameter:
+        it is passed only when set."""
         ...
 
     def version(self) -> tuple[int, int, int]:
@@ -622,6 +706,7 @@ class SubprocessResticRunner:
         capture_stdout: bool = False,
         cancel: threading.Event | None = None,
         extra_env: Mapping[str, str] | None = None,
+        stdin: int | None = None,
     ) -> ResticResult:
         args = tuple(str(a) for a in args)
         try:
@@ -664,6 +749,7 @@ class SubprocessResticRunner:
             tail_lines=STDERR_TAIL_LINES,
             # restic removes its own repository lock on SIGINT (not on SIGTERM).
             stop_signal=signal.SIGINT,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
         )
         if _left_a_lock(process, args):
             self._remove_stale_lock(binary, env, repository)
@@ -696,6 +782,10 @@ class SubprocessResticRunner:
                 process.describe_failure(),
             )
 
+    def installed(self) -> bool:
+        """Is restic on the children's ``PATH``? A lookup only: no process is started."""
+        return self._which(scrubbed_environment(self.environ)) is not None
+
     def version(self) -> tuple[int, int, int]:
         """restic's version, detected once per runner (``restic version``)."""
         with self._version_lock:
@@ -723,9 +813,15 @@ def _takes_lock(args: Sequence[str]) -> bool:
 
 
 def _left_a_lock(process: ProcessResult, args: Sequence[str]) -> bool:
-    """True when restic was killed by a signal while it may have held a repository lock."""
+    """True when restic was killed by a signal while it may have held a repository lock.
+
+    A restic stopped by resticm (timeout, interruption) counts even when it exited
+    itself: a SIGINT that arrives while restic is still creating its lock runs the
+    cleanup before the lock exists, and the lock is left (seen with restic 0.14).
+    """
     killed = process.returncode is not None and process.returncode < 0
-    return killed and "--no-lock" not in args and _command_name(args) not in _LOCKLESS_COMMANDS
+    stopped = killed or process.timed_out or process.cancelled
+    return stopped and "--no-lock" not in args and _command_name(args) not in _LOCKLESS_COMMANDS
 
 
 def _result(
@@ -805,7 +901,7 @@ def _json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class _BackupParser:
+class BackupParser:
     """Reads ``backup --json`` stdout as it streams: forwards status, keeps the summary."""
 
     def __init__(self, on_status: StatusCallback | None) -> None:
@@ -903,6 +999,8 @@ class Restic:
         password_provider: PasswordProvider | None = None,
         retry_lock: float | None = None,
         retry_delay: float = 5.0,
+        retries: int = 0,
+        retry_backoff: float = 5.0,
     ) -> None:
         self.runner = runner
         self.cancel = cancel
@@ -911,6 +1009,10 @@ class Restic:
         self.retry_lock = retry_lock
         #: The first wait between retries; it doubles up to a minute.
         self.retry_delay = retry_delay
+        #: Extra attempts after a transient backend failure (see :func:`retryable_failure`).
+        self.retries = max(0, retries)
+        #: The first wait before such an attempt; it doubles up to a minute.
+        self.retry_backoff = retry_backoff
         self.password_provider: PasswordProvider | None = password_provider or getattr(
             runner, "password_provider", None
         )
@@ -923,20 +1025,25 @@ class Restic:
         on_stdout: Callable[[str], None] | None = None,
         capture_stdout: bool = False,
         extra_env: Mapping[str, str] | None = None,
+        stdin: int | None = None,
     ) -> ResticResult:
         """Any restic command, with the timeout configured for its name.
 
         With :attr:`retry_lock`, a command that finds the repository locked is
         retried until that many seconds passed: restic >= 0.16 does it itself
         (``--retry-lock``); for older restic the retries happen here, with backoff.
+        A command reading *stdin* (a streamed dump) is never retried here: the
+        stream cannot be read twice.
         """
         command = _command_name(args)
         retry = self.retry_lock if self.retry_lock and _takes_lock(args) else None
+        streamed: dict[str, Any] = {} if stdin is None else {"stdin": stdin}
         native = retry is not None and self._has_retry_lock()
         if native:
             args = [command, "--retry-lock", f"{retry:.0f}s", *args[1:]]
         deadline = time.monotonic() + (retry or 0)
         delay = self.retry_delay
+        transient_retries = 0
         while True:
             result = self.runner.execute(
                 args,
@@ -946,9 +1053,18 @@ class Restic:
                 capture_stdout=capture_stdout,
                 cancel=self.cancel,
                 extra_env=extra_env,
+                **streamed,
             )
+            if not streamed and self._retry_transient(result, repository, transient_retries):
+                transient_retries += 1
+                continue
             remaining = deadline - time.monotonic()
-            if native or result.error_kind is not ResticErrorKind.LOCKED or remaining <= 0:
+            if (
+                native
+                or streamed
+                or result.error_kind is not ResticErrorKind.LOCKED
+                or remaining <= 0
+            ):
                 return result
             log.warning(
                 "repository %s is locked by another process; retrying restic %s in %.0fs",
@@ -959,6 +1075,26 @@ class Restic:
             if self.cancel is None:
                 time.sleep(min(delay, remaining))
             delay = min(delay * 2, 60.0)
+
+    def _retry_transient(self, result: ResticResult, repository: Repository, done: int) -> bool:
+        """Wait before another attempt after a transient failure; False: give up."""
+        if done >= self.retries or not retryable_failure(result):
+            return False
+        wait = min(self.retry_backoff * 2**done, 60.0)
+        log.warning(
+            "restic %s on %s failed with a transient backend error (%s); "
+            "attempt %d of %d in %.0fs",
+            result.command,
+            repository.name,
+            _detail(result.stderr_tail, result.error_kind) or "no message",
+            done + 2,
+            self.retries + 1,
+            wait,
+        )
+        if self.cancel is not None:
+            return not self.cancel.wait(wait)
+        time.sleep(wait)
+        return True
 
     def _has_retry_lock(self) -> bool:
         try:
@@ -972,6 +1108,20 @@ class Restic:
 
     def version(self) -> tuple[int, int, int]:
         return self.runner.version()
+
+    def ensure_installed(self) -> None:
+        """Raise :class:`ResticNotFoundError` when restic is not installed.
+
+        A runner with an ``installed()`` method (:class:`SubprocessResticRunner`)
+        answers with a ``PATH`` lookup, without starting ``restic version``: the
+        version is read only when a version-gated flag (``--retry-lock``) needs it.
+        Other runners (test fakes, plugins' runners) are asked for their version.
+        """
+        installed: Callable[[], bool] | None = getattr(self.runner, "installed", None)
+        if installed is None:
+            self.runner.version()
+        elif not installed():
+            raise ResticNotFoundError(NOT_INSTALLED_MESSAGE)
 
     def backup(
         self,
@@ -988,7 +1138,7 @@ class Restic:
 
         Exit 3 (some files unreadable, snapshot written) is ``PARTIAL`` with a summary.
         """
-        parser = _BackupParser(on_status)
+        parser = BackupParser(on_status)
         args = backup_args(
             paths, tags=tags, excludes=excludes, exclude_file=exclude_file, host=host
         )

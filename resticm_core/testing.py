@@ -16,6 +16,7 @@ real ``restic`` (see ``tests/`` of this project for both kinds side by side)::
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,6 +37,8 @@ class FakeCall:
     args: tuple[str, ...]
     repository: str
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
+    #: What restic read on stdin (``backup --stdin`` of a dump), the first MiB of it.
+    stdin_data: bytes | None = None
 
     @property
     def command(self) -> str:
@@ -121,9 +124,13 @@ class FakeRestic:
         capture_stdout: bool = False,
         cancel: threading.Event | None = None,
         extra_env: Mapping[str, str] | None = None,
+        stdin: int | None = None,
     ) -> ResticResult:
         call = FakeCall(
-            args=tuple(args), repository=repository.name, extra_env=dict(extra_env or {})
+            args=tuple(args),
+            repository=repository.name,
+            extra_env=dict(extra_env or {}),
+            stdin_data=None if stdin is None else _drain(stdin),
         )
         with self._lock:
             self.calls.append(call)
@@ -152,6 +159,15 @@ class FakeRestic:
                 "restic is not installed or not on PATH (install the 'restic' package)"
             )
         return self._version
+
+
+def _drain(fd: int, keep: int = 1 << 20) -> bytes:
+    """Read a stream to its end as restic would, keeping its first *keep* bytes."""
+    kept = bytearray()
+    while chunk := os.read(fd, 65536):
+        if len(kept) < keep:
+            kept += chunk[: keep - len(kept)]
+    return bytes(kept)
 
 
 class RecordingSink:

@@ -10,6 +10,7 @@ order things happen; :class:`_Run` only holds the state they share.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from .config import PRIMARY, Config, Repository
 from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink, failed_result, hook_environment
 from .locking import ProcessLock, lock_key
-from .mirror import maintenance, resolve_repository
+from .logcontext import log_context
 from .notifiers import RunNotifications
 from .phases import (
     BackupStatus,
@@ -50,6 +51,7 @@ from .restic import (
     backup_args,
 )
 from .secrets import Redactor, redact_url
+from .snapshot_count import count_snapshots
 
 log = logging.getLogger("resticm_core")
 
@@ -232,6 +234,14 @@ class _Run:
             variables["RESTICM_BACKUP_PARTIAL"] = "1"
         if self.summary is not None and phase is not Phase.PRE_BACKUP:
             variables.update(_summary_variables(self.summary))
+        dumps = [
+            f"{s.name.removeprefix('dump ')}={s.summary.snapshot_id}"
+            for s in self.steps
+            if s.name.startswith("dump ") and s.outcome is Outcome.OK and s.summary
+        ]
+        if dumps and phase is not Phase.PRE_BACKUP:
+            # "postgresql:app=1bb9ed51 mariadb:shop=bacafe0a": the snapshot of each dump.
+            variables["RESTICM_DUMP_SNAPSHOTS"] = " ".join(dumps)
         return variables
 
     def _backup_error(self) -> str:
@@ -274,7 +284,8 @@ class _Run:
         results: list[HookResult] = []
         finished = getattr(self.output, "hook_finished", None)  # optional sink method
         for hook in hooks:
-            done = _run_one_hook(hook, ctx)
+            with log_context(phase=phase.value, hook=hook.describe()):
+                done = _run_one_hook(hook, ctx)
             if finished is not None:
                 for result in done:
                     finished(result.name)
@@ -298,9 +309,10 @@ class _Run:
         action: Callable[[], ResticResult],
     ) -> StepResult:
         """Run one restic step, or only show it in a dry run or after an interrupt."""
-        step = self.execute_step(name, repository, args_preview, action)
-        if step.failed:
-            self.error(step.error)  # restic's message names the command and repository
+        with log_context(phase=name, repository=repository.name):
+            step = self.execute_step(name, repository, args_preview, action)
+            if step.failed:
+                self.error(step.error)  # restic's message names the command and repository
         return self.record_step(step)
 
     def execute_step(
@@ -330,7 +342,9 @@ class _Run:
                 command=command,
                 error=f"not run: interrupted by {self.interrupt.name}",
             )
-        result = action()
+        # Set here too: backend chains run in worker threads, which start with no context.
+        with log_context(command=self.options.command, phase=name, repository=repository.name):
+            result = action()
         step = _step_from_result(name, repository.name, command, result)
         if step.failed and self.interrupt.stop.is_set():  # the signal came during the step
             step = attrs.evolve(step, error=f"interrupted by {self.interrupt.name}")
@@ -417,9 +431,12 @@ def _step_from_result(name: str, repository: str, command: str, result: ResticRe
 
 
 def _check_restic(run: _Run) -> bool:
-    """Is restic there at all? Checked before any hook stops a service."""
+    """Is restic there at all? Checked before any hook stops a service.
+
+    A ``PATH`` lookup, not a ``restic version`` process: raw restic starts no
+    such process either (the version is read only when ``retry_lock`` needs it)."""
     try:
-        run.restic.version()
+        run.restic.ensure_installed()
     except ResticNotFoundError as exc:
         run.error(str(exc))
         return False
@@ -445,7 +462,7 @@ def _preflight(run: _Run) -> bool:
 
 def _missing_sources(config: Config) -> list[str]:
     problems = []
-    if not config.directories:
+    if not config.directories and not config.dumps:
         problems.append("no directories to back up: set 'directories' in the config")
     for directory in config.directories:
         path = Path(os.path.expanduser(directory))
@@ -454,12 +471,110 @@ def _missing_sources(config: Config) -> list[str]:
     return problems
 
 
+def _backup_repository(run: _Run) -> Repository:
+    """The primary, or the active backend (``resticm backend use``) for ``backup``."""
+    if run.options.command == "backup" and run.options.target:
+        from .mirror import resolve_repository  # lazy: mirror imports lockcheck
+
+        return resolve_repository(run.config, run.options.target)
+    return run.config.primary_repository()
+
+
+def _dump_steps(run: _Run) -> bool:
+    """Each ``dumps:`` database streamed into its own snapshot (resticm_core.dumps).
+
+    Returns False at the first failed dump: like a pre_backup failure, the file
+    backup then does not run (DESIGN §3), and the dumps after it are not taken.
+    """
+    from .dumps import (
+        DumpContext,
+        DumpError,
+        StreamRequest,
+        backup_stdin_args,
+        dump_environment,
+        dump_name,
+        stream_dump,
+    )
+
+    config = run.config
+    repo = _backup_repository(run)
+    ctx = DumpContext(
+        env=dump_environment(run.environ),
+        config_dir=config.config_dir,
+        dry_run=run.options.dry_run,
+        cancel=run.interrupt.stop,
+    )
+    tags = (*config.default_tags, *run.options.tags)
+
+    def fail(name: str, error: str, step: StepResult | None = None) -> bool:
+        run.record_step(
+            step or StepResult(name=name, repository=repo.name, outcome=Outcome.FAILED, error=error)
+        )
+        run.error(f"{name} failed: {error}; backup skipped")
+        return False
+
+    for source in config.dumps:
+        try:
+            problems = source.check(ctx)
+            targets = () if problems else source.targets(ctx)
+        except DumpError as exc:
+            return fail(f"dump {source.label}", str(exc))
+        except Exception as exc:  # a plugin's bug fails the dump, never the whole run
+            log.debug("dump source %s crashed", source.describe(), exc_info=True)
+            return fail(f"dump {source.label}", f"dump type crashed: {type(exc).__name__}: {exc}")
+        if problems:
+            return fail(f"dump {source.label}", "; ".join(problems))
+        for target in targets:
+            request = StreamRequest(source=source, target=target, tags=tags, host=config.hostname)
+            name = f"dump {dump_name(source, target.database)}"
+            shown = (
+                f"{target.command.shown()} | "
+                f"{run.restic.describe(backup_stdin_args(request), repo)}"
+            )
+            if run.options.dry_run:
+                log.info("[dry-run] would run: %s", shown)
+                run.record_step(
+                    StepResult(
+                        name=name, repository=repo.name, outcome=Outcome.SKIPPED, command=shown
+                    )
+                )
+                continue
+            if run.interrupted:
+                return fail(name, f"not run: interrupted by {run.interrupt.name}")
+            log.info("dumping %s into %s", dump_name(source, target.database), repo.name)
+            outcome = stream_dump(
+                run.restic,
+                repo,
+                request,
+                env=ctx.env,
+                cancel=run.interrupt.stop,
+                on_line=functools.partial(run.output.hook_line, name),
+            )
+            step = StepResult(
+                name=name,
+                repository=repo.name,
+                outcome=Outcome.OK if outcome.ok else Outcome.FAILED,
+                duration=outcome.duration,
+                error=outcome.error,
+                exit_code=outcome.exit_code,
+                command=shown,
+                summary=outcome.summary,
+            )
+            if not outcome.ok:
+                return fail(name, outcome.error, step)
+            run.record_step(step)
+    return True
+
+
 def _backup_step(run: _Run) -> None:
     """The restic backup itself; sets the backup status the later hooks see."""
     config = run.config
-    repo = config.primary_repository()
-    if run.options.command == "backup" and run.options.target:
-        repo = resolve_repository(config, run.options.target)  # the active backend
+    repo = _backup_repository(run)
+    if not config.directories and config.dumps:
+        # Only dumps to back up: they ran (and succeeded) just before.
+        run.backup_started = True
+        run.backup_status = BackupStatus.SUCCESS
+        return
     problems = _missing_sources(config)
     if problems and run.options.dry_run:
         # A pre_backup hook may create the directory; a dry run runs no hook.
@@ -536,6 +651,9 @@ def _backup_sequence(run: _Run) -> bool:
     if run.interrupted:
         run.error(f"interrupted by {run.interrupt.name} before the backup")
         return False
+    if run.config.dumps and not _dump_steps(run):
+        run.backup_status = BackupStatus.FAILURE
+        return not aborting_command
     _backup_step(run)
     if run.backup_started:
         post = run.run_phase(Phase.POST_BACKUP)
@@ -546,6 +664,8 @@ def _backup_sequence(run: _Run) -> bool:
 
 def _maintenance(run: _Run) -> None:
     """forget / prune / check on the primary, then copy + the same on each backend."""
+    from .mirror import maintenance  # lazy: a plain ``backup`` needs no mirror
+
     maintenance(run)
 
 
@@ -662,6 +782,7 @@ def run(
         cancel=interrupt.stop,
         timeouts=config.timeouts.as_mapping(),
         retry_lock=config.retry_lock,
+        retries=config.retries,
     )
     state = _Run(
         config,
@@ -698,7 +819,7 @@ def run(
         registry.run_finished(report, config)
         return report
     try:
-        with _signal_handlers(interrupt, handle_signals):
+        with _signal_handlers(interrupt, handle_signals), log_context(command=opts.command):
             log.info(
                 "resticm %s started on %s%s",
                 opts.command,
@@ -707,13 +828,27 @@ def run(
             )
             notify.started()
             _workflow(state)
-        report = state.report()
+            # Before the report: the webhook's report and the textfile both carry them.
+            counts = count_snapshots(
+                restic,
+                config,
+                state.steps,
+                dry_run=opts.dry_run,
+                stopped=lambda: state.interrupted,
+                redact=redactor.redact,
+            )
+        report = attrs.evolve(state.report(), snapshot_counts=counts)
         notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
         notify.close()
         lock.release()
     registry.run_finished(report, config)
-    log.info("resticm %s finished with exit code %d", opts.command, report.exit_code)
+    log.info(
+        "resticm %s finished with exit code %d",
+        opts.command,
+        report.exit_code,
+        extra={"command": opts.command},
+    )
     return report
 
 

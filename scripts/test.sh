@@ -6,9 +6,15 @@ cd "$(dirname "$0")/.."
 . scripts/_setup.sh
 setup_machine '.[test]'
 echo "==> restic: $(restic version)"
+# PostgreSQL and MariaDB on 127.0.0.1 for plugins/resticm-dumps (Debian packages).
+sh scripts/start-databases.sh
+# Started: a missing server is now a failure, not a skip.
+export RESTICM_REQUIRE_DATABASES=1
 echo "==> pytest"
-.venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"
-echo "==> mypy --strict resticm_core"
+# loadgroup: the tests of one database server (xdist_group) share a worker.
+.venv/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@"
+echo "==> mypy --strict resticm_core, then the plugins"
 .venv/bin/python -m mypy
+.venv/bin/python -m mypy --strict plugins/resticm-dumps/resticm_dumps plugins/resticm-apprise/resticm_apprise
 echo "==> ruff"
-.venv/bin/python -m ruff check resticm_core tests
+.venv/bin/python -m ruff check resticm_core tests plugins

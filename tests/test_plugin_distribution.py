@@ -104,7 +104,7 @@ def test_plugins_lists_the_installed_distribution(
     plugins = listed(env, tmp_path)
     assert plugins["hello"] == {
         "name": "hello", "module": "resticm_hello", "distribution": "resticm-hello",
-        "version": hello.version, "hook_kinds": ["hello"], "notifier_kinds": [],
+        "version": hello.version, "hook_kinds": ["hello"], "notifier_kinds": [], "dump_kinds": [],
     }
     assert {"script", "directory", "python"} <= plugins.keys()
     text = resticm("plugins", env=env, cwd=tmp_path)
