@@ -91,6 +91,9 @@ class DumpTarget:
     command: Command
     #: The file extension of the dump in the snapshot (``sql``, ``dump``...).
     extension: str = "sql"
+    #: Found by listing the server (``all``), not named in the config: if it was
+    #: dropped before its dump started, it is skipped with a warning, not a failure.
+    listed: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -172,6 +175,14 @@ class DumpSource:
         """Does this stderr line of the dump tool mean the dump failed, even with exit 0?"""
         return "error" in line.lower()
 
+    def is_gone(self, database: str, lines: Sequence[str]) -> bool:
+        """Do the failed tool's stderr *lines* say *database* does not exist (any more)?
+
+        Asked only for databases found by listing (``all``): one dropped between the
+        listing and its dump is skipped with a warning instead of failing the backup.
+        """
+        return False
+
     def prepare_restore(
         self, database: str, ctx: DumpContext, *, to_database: str, extension: str
     ) -> None:
@@ -229,6 +240,8 @@ class DumpOutcome:
     duration: float = 0.0
     #: The dump tool's stderr tail (head and tail, bounded).
     stderr_tail: tuple[str, ...] = ()
+    #: A listed database that no longer exists: skipped, not failed.
+    gone: bool = False
 
 
 class _DumpProcess:
@@ -408,6 +421,7 @@ def stream_dump(
         error = ""
     if error:
         removal = _remove_snapshot(restic, repository, summary) if summary else ""
+        gone = bool(problem) and target.listed and source.is_gone(target.database, stderr_lines)
         return DumpOutcome(
             name=name,
             ok=False,
@@ -416,6 +430,7 @@ def stream_dump(
             exit_code=returncode if problem else result.exit_code,
             duration=duration,
             stderr_tail=stderr_tail,
+            gone=gone,
         )
     return DumpOutcome(
         name=name,

@@ -560,6 +560,11 @@ def _dump_steps(run: _Run) -> bool:
                 command=shown,
                 summary=outcome.summary,
             )
+            if outcome.gone:
+                # Listed by `all`, then dropped before its dump: nothing left to back up.
+                run.warn(f"{name} skipped: the database was dropped after it was listed")
+                run.record_step(attrs.evolve(step, outcome=Outcome.SKIPPED))
+                continue
             if not outcome.ok:
                 return fail(name, outcome.error, step)
             run.record_step(step)

@@ -36,6 +36,8 @@ class ScriptDump(DumpSource):
     script: str = ""
     databases: tuple[str, ...] = ("one",)
     fail_listing: bool = False
+    #: These databases count as found by listing (`all`), not named in the config.
+    listed: tuple[str, ...] = ()
 
     def targets(self, ctx: DumpContext) -> Sequence[DumpTarget]:
         if self.fail_listing and not ctx.dry_run:
@@ -44,12 +46,16 @@ class ScriptDump(DumpSource):
             DumpTarget(
                 database=db,
                 command=Command(argv=(self.script, db), env={"DUMP_SECRET": "tool-password"}),
+                listed=db in self.listed,
             )
             for db in self.databases
         ]
 
     def is_error_line(self, line: str) -> bool:
         return line.startswith("ERROR")
+
+    def is_gone(self, database: str, lines: Sequence[str]) -> bool:
+        return any(f'database "{database}" does not exist' in line for line in lines)
 
 
 PLUGIN = types.SimpleNamespace(resticm_dump_types=hookimpl(lambda: [ScriptDump]))
@@ -358,3 +364,35 @@ def test_config_validate_warns_about_a_dump_whose_tool_is_missing(tmp_path: Path
         registry=PluginRegistry.default(plugins=[plugin]),
     )
     assert config_warnings(config) == ["dumps[0]: pg_dump is not installed or not on PATH"]
+
+
+def test_a_listed_database_dropped_before_its_dump_is_skipped_with_a_warning(
+    tmp_path: Path, repo: Path, environ: dict[str, str]
+) -> None:
+    script = tool(
+        tmp_path,
+        """
+        if [ "$1" = two ]; then echo "FATAL:  database \\"two\\" does not exist" >&2; exit 1; fi
+        echo "dump of $1"
+        """,
+    )
+    entry = {"type": "script-dump", "script": script, "databases": ["one", "two", "three"]}
+    config = make_config(tmp_path, repo, [{**entry, "listed": ["two", "three"]}])
+    report = run(config, registry=registry(), environ=environ, lock_dir=tmp_path / "locks")
+    assert report.exit_code == 0, report.errors
+    assert [(s.name, s.outcome.value) for s in report.steps] == [
+        ("dump script-dump:one", "ok"),
+        ("dump script-dump:two", "skipped"),
+        ("dump script-dump:three", "ok"),
+    ]
+    assert report.warnings == (
+        "dump script-dump:two skipped: the database was dropped after it was listed",
+    )
+    paths = sorted(s["paths"][0] for s in snapshots(tmp_path, repo))
+    assert paths == ["/script-dump/one.sql", "/script-dump/three.sql"]
+
+    # Named in the config (not listed), the same error fails the backup.
+    named = make_config(tmp_path, repo, [entry])
+    report = run(named, registry=registry(), environ=environ, lock_dir=tmp_path / "locks")
+    assert report.exit_code == 1
+    assert 'database "two" does not exist' in report.errors[0]

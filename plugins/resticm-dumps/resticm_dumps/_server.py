@@ -121,6 +121,10 @@ class ServerDump(DumpSource):
         """The configured names without duplicates, ``all`` kept as is."""
         return list(dict.fromkeys(self.databases))
 
+    def was_listed(self, database: str) -> bool:
+        """Found by listing the server for ``all``, not named in the config."""
+        return ALL in self.databases and database not in self.databases
+
     def expand(self, listed: Sequence[str]) -> list[str]:
         """``all`` replaced by *listed* (the server's databases), order kept, no duplicates."""
         names: list[str] = []

@@ -121,9 +121,13 @@ class MariaDBDump(ServerDump):
                     ),
                     env=env,
                 ),
+                listed=self.was_listed(name),
             )
             for name in names
         ]
+
+    def is_gone(self, database: str, lines: Sequence[str]) -> bool:
+        return any(f"Unknown database '{database}'" in line for line in lines)
 
     def is_error_line(self, line: str) -> bool:
         return not line.lower().startswith("warning") and bool(_ERROR_LINE.search(line))

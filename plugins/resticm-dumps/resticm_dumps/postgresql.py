@@ -130,11 +130,17 @@ class PostgreSQLDump(ServerDump):
             f"--dbname={database}",
         )
         return DumpTarget(
-            database=database, command=Command(argv=argv, env=env), extension=extension
+            database=database,
+            command=Command(argv=argv, env=env),
+            extension=extension,
+            listed=self.was_listed(database),
         )
 
     def is_error_line(self, line: str) -> bool:
         return bool(_ERROR_LINE.search(line))
+
+    def is_gone(self, database: str, lines: Sequence[str]) -> bool:
+        return any(f'database "{database}" does not exist' in line for line in lines)
 
     def prepare_restore(
         self, database: str, ctx: DumpContext, *, to_database: str, extension: str

@@ -70,6 +70,17 @@ def test_error_lines_are_recognised_warnings_are_not() -> None:
     assert lite.is_error_line("Error: near line 3: database disk image is malformed")
 
 
+def test_a_database_dropped_after_listing_is_recognised() -> None:
+    pg, maria = PostgreSQLDump(), MariaDBDump()
+    pg_said = ['pg_dump: error: ... failed: FATAL:  database "rt_1" does not exist']
+    assert pg.is_gone("rt_1", pg_said) and not pg.is_gone("rt_2", pg_said)
+    maria_said = ["mariadb-dump: Got error: 1049: \"Unknown database 'shop'\" when selecting"]
+    assert maria.is_gone("shop", maria_said) and not maria.is_gone("shop2", maria_said)
+    source = PostgreSQLDump(databases=("all", "app"))
+    assert source.was_listed("other") and not source.was_listed("app")
+    assert not PostgreSQLDump(databases=("app",)).was_listed("app")
+
+
 def test_dry_run_keeps_all_as_a_placeholder(tmp_path: Path) -> None:
     (target,) = MariaDBDump(host="192.0.2.1").targets(ctx(tmp_path))
     assert target.database == "all"
