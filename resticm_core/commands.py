@@ -96,7 +96,12 @@ def make_restic(config: Config, environ: Mapping[str, str], registry: Any, verbo
         password_provider=registry.repository_password,
         on_command=(lambda line: print(f"$ {line}", file=sys.stderr)) if verbose else None,
     )
-    return Restic(runner, timeouts=config.timeouts.as_mapping(), retry_lock=config.retry_lock)
+    return Restic(
+        runner,
+        timeouts=config.timeouts.as_mapping(),
+        retry_lock=config.retry_lock,
+        retries=config.retries,
+    )
 
 
 def _targets(config: Config, all_backends: bool, selected: str | None) -> list[Repository]:

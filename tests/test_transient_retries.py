@@ -249,3 +249,28 @@ def test_a_restic_stopped_on_timeout_gets_its_stale_lock_removed_even_if_it_exit
     result = runner.execute(["prune"], REPO, timeout=0.5)
     assert result.error_kind is ResticErrorKind.TIMEOUT and result.exit_code == 130
     assert calls.read_text().split() == ["prune", "unlock"]
+
+
+@requires_restic
+@pytest.mark.restic
+def test_repository_commands_retry_as_configured_too(
+    tmp_path: Path, unavailable: tuple[str, list[str]], environ: dict[str, str]
+) -> None:
+    url, seen = unavailable
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"repository: rest:{url}/repo/\npassword: {PASSWORD}\nretries: 1\n"
+        "logging:\n  file: ''\n"
+    )
+    cfg.chmod(0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "resticm_core", "snapshots", "-c", str(cfg)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "503 Service Unavailable" in result.stderr
+    assert seen == ["HEAD /repo/config"] * 2  # retries: 1 -> two attempts
+    assert PASSWORD not in result.stderr + result.stdout
