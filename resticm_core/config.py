@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 
 from .dumps import DumpSource
-from .hooks import DEFAULT_HOOK_TIMEOUT, Hook
+from .hooks import DEFAULT_HOOK_TIMEOUT, DEFAULT_KILL_GRACE, Hook
 from .notifiers import DEFAULT_DEADLINE, Notifier
 
 PRIMARY = "primary"
@@ -150,6 +150,8 @@ class PhaseHooks:
     environment: Mapping[str, str] = attrs.field(factory=dict)
     #: addition: default timeout in seconds for hooks that set none.
     timeout: float = DEFAULT_HOOK_TIMEOUT
+    #: addition: seconds between TERM and KILL when a hook is stopped (timeout, signal).
+    kill_grace: float = attrs.field(default=DEFAULT_KILL_GRACE, metadata={"duration": True})
 
     def for_phase(self, phase: str) -> tuple[Hook, ...]:
         hooks: tuple[Hook, ...] = getattr(self, "finally_" if phase == "finally" else phase)

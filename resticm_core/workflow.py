@@ -277,6 +277,7 @@ class _Run:
             variables=variables,
             config_dir=self.config.config_dir,
             default_timeout=self.config.hooks.timeout,
+            kill_grace=self.config.hooks.kill_grace,
             dry_run=self.options.dry_run,
             cancel=self.interrupt.abort if cleanup else self.interrupt.stop,
             output=self.output,

@@ -274,3 +274,19 @@ def test_phase_results_are_in_the_report(tmp_path: Path) -> None:
     assert all(h.outcome is Outcome.OK for p in report.phases for h in p.hooks)
     data = report.to_dict()
     assert data["ok"] is True and data["phases"][0]["hooks"][0]["kind"] == "python"
+
+
+def test_hooks_kill_grace_and_timeout_reach_every_hook(tmp_path: Path) -> None:
+    seen: list[tuple[float, float]] = []
+    config = make_config(tmp_path, hooks={"kill_grace": "2s", "timeout": "90s"})
+    assert config.hooks.kill_grace == 2.0
+    report = go(
+        config,
+        FakeRestic(),
+        tmp_path,
+        hooks={"pre_backup": [lambda ctx: seen.append((ctx.kill_grace, ctx.default_timeout))]},
+    )
+    assert report.exit_code == 0, report.errors
+    assert seen == [(2.0, 90.0)]
+    default = make_config(tmp_path)
+    assert default.hooks.kill_grace == 10.0

@@ -94,8 +94,15 @@ def test_hook_ignoring_sigterm_past_its_timeout(
     hooks = recording_hooks(
         tmp_path, calls, pre_backup=f"echo $$ > {pid_file}\ntrap '' TERM\nsleep 60\n"
     )
-    # hooks.timeout: 1 s; the hook then gets TERM, ignores it, and KILL after the grace.
-    cfg = write_config(tmp_path, repo, [source], hooks={**hooks, "timeout": "1"}, notify=recorder)
+    # hooks.timeout: 1 s; the hook then gets TERM, ignores it, and KILL after the grace
+    # (hooks.kill_grace: 2 s instead of the default 10 s).
+    cfg = write_config(
+        tmp_path,
+        repo,
+        [source],
+        hooks={**hooks, "timeout": "1", "kill_grace": "2s"},
+        notify=recorder,
+    )
     result = run_backup(cfg, environ)
 
     assert result.returncode == 1, result.stderr
