@@ -37,7 +37,16 @@ fi
 cluster=$(pg_lsclusters -h | awk 'NR==1 {print $2}')
 if ! pg_lsclusters -h | awk 'NR==1 {print $4}' | grep -q online; then
     echo "==> starting PostgreSQL $version/$cluster"
-    as_root pg_ctlcluster "$version" "$cluster" start
+    # A server killed a moment ago may still hold its socket lock: retry briefly.
+    tries=0
+    until as_root pg_ctlcluster "$version" "$cluster" start; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 10 ]; then
+            echo "PostgreSQL did not start; see /var/log/postgresql/" >&2
+            exit 1
+        fi
+        sleep 1
+    done
 fi
 pgport=$(pg_lsclusters -h | awk 'NR==1 {print $3}')
 as_root runuser -u postgres -- psql -q -p "$pgport" -d postgres -v ON_ERROR_STOP=1 <<SQL >/dev/null
@@ -56,6 +65,11 @@ if ! mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
     echo "==> starting MariaDB"
     as_root mkdir -p /run/mysqld
     as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    if ! pgrep -x mariadbd >/dev/null 2>&1 && ! pgrep -x mysqld >/dev/null 2>&1; then
+        # Left by a server that was killed: mysqld_safe would take the stale pid
+        # (or a reused one) for a running server and refuse to start.
+        as_root rm -f /run/mysqld/mysqld.pid /run/mysqld/mysqld.sock
+    fi
     # No init system in containers: start mysqld_safe in the background ourselves.
     as_root sh -c "nohup mysqld_safe --bind-address=127.0.0.1 --port=$MYSQL_PORT >/tmp/resticm-mariadb.log 2>&1 &"
     tries=0
