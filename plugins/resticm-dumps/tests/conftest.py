@@ -9,6 +9,7 @@ Each test works in its own uniquely named databases, so tests run in parallel.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -57,7 +58,26 @@ def unique() -> str:
 
 
 @pytest.fixture
-def pg_database(postgres: Postgres, unique: str) -> Iterator[str]:
+def database_servers_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One database test at a time across pytest-xdist workers.
+
+    The servers are shared, and `databases: [all]` dumps every database on them: a
+    test restoring its own database in another worker would be caught half-way.
+    (The `xdist_group` marks say the same to `--dist loadgroup`, but not every
+    pytest/xdist pairing honours module-level marks; this lock does not depend on it.)
+    """
+    # The parent of a worker's basetemp is shared by all workers of one run.
+    path = tmp_path_factory.getbasetemp().parent / "database-servers.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def pg_database(postgres: Postgres, unique: str, database_servers_lock: None) -> Iterator[str]:
     postgres.create(unique)
     yield unique
     postgres.drop(unique)
@@ -65,7 +85,7 @@ def pg_database(postgres: Postgres, unique: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def maria_database(mariadb: MariaDB, unique: str) -> Iterator[str]:
+def maria_database(mariadb: MariaDB, unique: str, database_servers_lock: None) -> Iterator[str]:
     mariadb.create(unique)
     yield unique
     mariadb.drop(unique)
