@@ -180,3 +180,37 @@ def test_dry_run_contacts_nothing(
     assert step.command.startswith("pg_dump --no-password --host=192.0.2.1")
     assert "| restic -r" in step.command and "--tag dump:postgresql:all" in step.command
     assert PASSWORD not in step.command
+
+
+def test_a_restic_dump_failing_half_way_leaves_the_database_untouched(
+    postgres: Postgres,
+    pg_database: str,
+    repo: Path,
+    workdir: Path,
+    environ: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    postgres.sql(pg_database, SEED)
+    config = make_config(workdir, repo, [pg_entry(workdir, pg_database)])
+    assert backup(config, environ, tmp_path).exit_code == 0
+    # A restic that delivers the dump up to the end of the first table's data (whole,
+    # valid statements: psql at an end of input there would commit them), then fails.
+    broken = tmp_path / "broken-restic"
+    broken.write_text(
+        "#!/bin/sh\n"
+        "restic \"$@\" | sed '/^\\\\[.]$/q'\n"
+        "echo 'network gone' >&2\n"
+        "exit 1\n"
+    )
+    broken.chmod(0o700)
+    target = pg_database + "_copy"
+
+    result = restore(config, environ, pg_database, to_database=target, restic_binary=str(broken))
+
+    assert not result.ok
+    assert "restic dump failed with exit code 1: network gone" in result.error
+    assert "psql was stopped before the end of its input" in result.error
+    # The transaction was rolled back: not one table of the half dump is there.
+    assert (
+        postgres.sql(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0\n"
+    )
