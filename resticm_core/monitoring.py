@@ -198,5 +198,10 @@ def update_status_file(path: Path, report: RunReport) -> None:
     for repo, steps in _step_status(report).items():
         current = repositories.get(repo)
         repositories[repo] = {**(current if isinstance(current, dict) else {}), **steps}
+    for repo, count in report.snapshot_counts.items():
+        # This host's snapshots, counted after the run changed the repository.
+        current = repositories.get(repo)
+        entry = {"count": count, "time": report.finished_at}
+        repositories[repo] = {**(current if isinstance(current, dict) else {}), "snapshots": entry}
     text = json.dumps({"version": 1, "commands": commands, "repositories": repositories}, indent=2)
     atomic_write(path, text + "\n")

@@ -34,8 +34,9 @@ DUMP_STEP_PREFIX = "dump "
 
 
 def wanted(config: Config, *, dry_run: bool) -> bool:
-    """Does anything consume snapshot counts for this run? (Only the textfile does.)"""
-    return not dry_run and bool(config.monitoring.prometheus_textfile)
+    """Does anything consume snapshot counts for this run (the textfile, the status file)?"""
+    monitoring = config.monitoring
+    return not dry_run and bool(monitoring.prometheus_textfile or monitoring.status_file)
 
 
 def repositories_changed(steps: Sequence[StepResult]) -> list[str]:

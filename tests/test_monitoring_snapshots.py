@@ -180,3 +180,19 @@ def test_which_repositories_are_counted_and_how_output_is_read() -> None:
         None,
         None,
     ]
+
+
+@requires_restic
+def test_the_status_file_carries_the_snapshot_count_too(
+    tmp_path: Path, repo: Path, source: Path, do_run: Callable[..., RunReport]
+) -> None:
+    import json
+
+    config = make_config(tmp_path, str(repo), source, monitoring={"status_file": "status.json"})
+    assert do_run(config).exit_code == 0
+    assert do_run(config).exit_code == 0
+    status = json.loads((tmp_path / "status.json").read_text())
+    snapshots = status["repositories"]["primary"]["snapshots"]
+    assert snapshots["count"] == 2
+    assert snapshots["time"] == status["commands"]["backup"]["time"]
+    assert status["repositories"]["primary"]["backup"]["success"] is True
