@@ -275,7 +275,7 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
         from .dump_commands import cmd_dumps
 
         restic = make_restic(config, env, registry, args.verbose)
-        return cmd_dumps(config, args, restic, env, registry.repository_password)
+        return cmd_dumps(config, args, restic, env)
     from .commands import COMMANDS as REPOSITORY_COMMANDS
     from .commands import dispatch
 

@@ -189,6 +189,8 @@ def restore_dump(
     :param snapshot_id: a snapshot id (prefix) of that dump; default: the newest.
     :param to_database: restore into this database (SQLite: this file) instead.
     :param on_line: called with each line the restore tool and restic print on stderr.
+    :param password_provider: the repository password's plugin source; default:
+        *restic*'s own.
     :raises UsageError: unknown dump or snapshot; :class:`DumpError`: the database
         cannot be prepared. A failing restore is a result with ``ok=False``.
     """
@@ -210,26 +212,26 @@ def restore_dump(
         )
     source.prepare_restore(dump.database, ctx, to_database=target, extension=extension)
     restic_env, secrets = child_environment(
-        repository, environ, password_provider=password_provider
+        repository, environ, password_provider=password_provider or restic.password_provider
     )
     redactor = Redactor([*secrets, *config.secrets()], urls=[repository.url])
     binary = shutil.which(restic_binary, path=restic_env.get("PATH", os.defpath))
     if binary is None:
         raise ResticmError(NOT_INSTALLED_MESSAGE)
-    error = _pipe(
+    failure, lines = _pipe(
         [binary, *restic_argv[1:]],
         restic_env,
         load.argv,
         {**ctx.env, **load.env},
         on_line,
     )
-    output = tuple(redactor.redact(line) for line in error[1])
+    output = tuple(redactor.redact(line) for line in lines)
     return RestoreResult(
         name=dump.name,
         snapshot=short,
         to_database=target,
-        ok=not error[0],
-        error=redactor.redact(error[0]),
+        ok=not failure,
+        error=redactor.redact(failure),
         output=output,
     )
 
@@ -340,15 +342,12 @@ def cmd_dumps(
     args: argparse.Namespace,
     restic: Restic,
     environ: Mapping[str, str],
-    password_provider: PasswordProvider | None,
     out: TextIO = sys.stdout,
 ) -> int:
     """``resticm dumps list|restore``."""
     from .mirror import resolve_repository
 
-    repository = (
-        resolve_repository(config, args.backend) if args.backend else (config.primary_repository())
-    )
+    repository = resolve_repository(config, args.backend)
     if args.dumps_action in ("list", "ls"):
         host = None if args.all_hosts else config.hostname
         dumps = list_dumps(restic, repository, host=host)
@@ -378,7 +377,6 @@ def cmd_dumps(
             snapshot_id=args.snapshot,
             to_database=args.to_database,
             all_hosts=args.all_hosts,
-            password_provider=password_provider,
             dry_run=args.dry_run,
             on_line=lambda line: print(line, file=sys.stderr),
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import subprocess
 import threading
 import time
@@ -72,13 +73,7 @@ class Command:
 
     def shown(self) -> str:
         """The command line for messages and dry runs (argv holds no secret)."""
-        return " ".join(_quote(a) for a in self.argv)
-
-
-def _quote(arg: str) -> str:
-    import shlex  # lazy: only for messages
-
-    return shlex.quote(arg)
+        return shlex.join(self.argv)
 
 
 @attrs.frozen(kw_only=True)
