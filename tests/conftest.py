@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,32 @@ def restic_env(cache: Path, repo: Path | None = None, password: str = PASSWORD) 
     if repo is not None:
         env["RESTIC_REPOSITORY"] = str(repo)
     return env
+
+
+def hold_restic_lock(repo: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A restic holding a non-exclusive lock on *repo* as long as its stdin stays open.
+
+    Returns once the lock can be read back: the file appears before restic has
+    written it, and a restic killed in between leaves an unreadable file that
+    restic (and resticm) ignore, i.e. no lock at all.
+    """
+    holder = subprocess.Popen(
+        ["restic", "backup", "--stdin", "--stdin-filename", "held"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    locks = repo / "locks"
+    deadline = time.monotonic() + 60
+    while True:
+        for lock in locks.glob("*") if locks.is_dir() else ():
+            cat = ["restic", "--no-lock", "cat", "lock", lock.name]
+            if subprocess.run(cat, env=env, capture_output=True).returncode == 0:
+                return holder
+        assert time.monotonic() < deadline, "restic did not take its lock"
+        assert holder.poll() is None, "the lock holder exited"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

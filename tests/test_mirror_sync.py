@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, requires_restic, restic_env
+from .conftest import PASSWORD, hold_restic_lock, requires_restic, restic_env
 
 pytestmark = [requires_restic, pytest.mark.restic]
 
@@ -286,30 +286,7 @@ def test_verify_no_locks_reports_the_stale_lock_of_a_killed_restic(
     tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
 ) -> None:
     cfg = write_config(tmp_path, source, verify_no_locks=True)
-    holder = subprocess.Popen(
-        ["restic", "backup", "--stdin", "--stdin-filename", "held"],
-        env=restic_env(tmp_path / "cache", repo),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-
-    def lock_written() -> bool:
-        # The file appears before restic has written it: a SIGKILL then would
-        # leave an unreadable file, which restic (and resticm) ignore as no lock.
-        env = restic_env(tmp_path / "cache", repo)
-        for lock in (repo / "locks").glob("*") if (repo / "locks").is_dir() else ():
-            cat = subprocess.run(
-                ["restic", "--no-lock", "cat", "lock", lock.name], env=env, capture_output=True
-            )
-            if cat.returncode == 0:
-                return True
-        return False
-
-    while not lock_written():
-        assert time.monotonic() < deadline, "restic did not take its lock"
-        time.sleep(0.05)
+    holder = hold_restic_lock(repo, restic_env(tmp_path / "cache", repo))
     holder.send_signal(signal.SIGKILL)  # restic cannot remove its lock
     holder.wait()
 

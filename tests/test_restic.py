@@ -41,7 +41,7 @@ from resticm_core.restic import (
     readable_stderr,
 )
 
-from .conftest import PASSWORD, requires_restic, restic_env, write_script
+from .conftest import PASSWORD, hold_restic_lock, requires_restic, restic_env, write_script
 
 WRONG = "not the password"
 
@@ -995,26 +995,12 @@ def test_unreachable_server_is_not_a_missing_repository(runner: SubprocessRestic
     assert "pw-1234" not in res.message and "user:***@" in res.message
 
 
-def start_lock_holder(repo: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A restic that holds a (non-exclusive) lock as long as its stdin stays open."""
-    holder = subprocess.Popen(
-        ["restic", "backup", "--stdin", "--stdin-filename", "held"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    lock_dir = repo / "locks"
-    wait_for(lambda: lock_dir.is_dir() and any(lock_dir.iterdir()), "restic to take its lock")
-    return holder
-
-
 @requires_restic
 @pytest.mark.restic
 def test_stale_lock_makes_prune_locked(
     repo: Path, tmp_path: Path, runner: SubprocessResticRunner
 ) -> None:
-    holder = start_lock_holder(repo, restic_env(tmp_path / "cache", repo))
+    holder = hold_restic_lock(repo, restic_env(tmp_path / "cache", repo))
     holder.kill()  # SIGKILL: restic cannot remove its lock
     holder.wait()
     restic = Restic(runner)
