@@ -41,9 +41,17 @@ from typing import ClassVar
 
 import attrs
 
-from ..hooks import Hook, HookContext, check_hook_file, failed_result
+from ..hooks import (
+    Hook,
+    HookContext,
+    check_hook_file,
+    failed_result,
+    path_problems,
+    trusted_owners,
+)
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome
+from ..trusted_path import open_trusted
 from .script import dry_run_result, report_result, run_hook_file
 
 #: Editor and package-manager leftovers that never run (DESIGN §10 "Directory runner").
@@ -166,9 +174,15 @@ class DirectoryHook(Hook):
 
 
 def directory_problems(directory: Path) -> list[str]:
-    """Why *directory* cannot be used as a hook directory (empty list: it can)."""
+    """Why *directory* cannot be used as a hook directory (empty list: it can).
+
+    Beyond its own mode and owner, everything on the way to it is checked as for a
+    hook file (:func:`~resticm_core.hooks.check_hook_file`): every directory up to
+    ``/``, of the resolved path and of the path as written, and every symlink.
+    """
     try:
-        st = directory.stat()
+        with open_trusted(directory, owners=trusted_owners()) as opened:
+            st, unsafe = opened.st, opened.unsafe
     except FileNotFoundError:
         return [f"hook directory {directory} does not exist"]
     except OSError as exc:
@@ -189,7 +203,7 @@ def directory_problems(directory: Path) -> list[str]:
             f"hook directory {directory} is owned by uid {st.st_uid}, neither root nor "
             f"the current user (fix: chown {who} {directory})"
         )
-    return problems
+    return problems + path_problems(unsafe, subject=f"hook directory {directory}", parent=None)
 
 
 def plan_directory(directory: Path) -> _Plan:
