@@ -381,13 +381,24 @@ def _hooks_under_attack(tmp_path: Path, attack_dir: Path) -> tuple[ScriptHook, D
 
 
 @needs_root
-def test_swap_loop_never_runs_the_attackers_file(attacker_setup: tuple[Path, Path]) -> None:
-    """The issue's exploit: the target's directory belongs to the attacker (old code: uid 0
-    within a few runs). Every one of 200 runs refuses, and the bad file never runs."""
+@pytest.mark.parametrize(
+    ("mode", "owner", "problem"),
+    [
+        (0o777, 0, "is writable by group or others"),  # the issue's world-writable directory
+        (0o755, NOBODY, f"is owned by uid {NOBODY}"),  # a directory of the attacker's own
+    ],
+    ids=["world-writable", "attacker-owned"],
+)
+def test_swap_loop_never_runs_the_attackers_file(
+    attacker_setup: tuple[Path, Path], mode: int, owner: int, problem: str
+) -> None:
+    """The issue's exploit (old code: uid 0 within a few runs): root's hook is a symlink,
+    in a safe directory, to a root-owned file in a directory the attacker can write.
+    Every one of 200 runs refuses, and the attacker's file never runs."""
     tmp_path, marker = attacker_setup
-    attack_dir = directory(tmp_path / "attacker", 0o755)
+    attack_dir = directory(tmp_path / "attacker", mode)
     script_hook, dir_hook = _hooks_under_attack(tmp_path, attack_dir)
-    os.chown(attack_dir, NOBODY, NOBODY)
+    os.chown(attack_dir, owner, owner)
     attacker = Attacker(attack_dir, "pre.sh", marker)
     try:
         attacker.wait_ready()
@@ -400,7 +411,7 @@ def test_swap_loop_never_runs_the_attackers_file(attacker_setup: tuple[Path, Pat
         attacker.stop()
     assert outcomes == [Outcome.FAILED] * (2 * SWAP_RUNS)
     problems = script_hook.check(make_ctx(tmp_path))
-    assert any(f"directory {attack_dir} is owned by uid {NOBODY}" in p for p in problems)
+    assert any(f"directory {attack_dir} {problem}" in p for p in problems)
     assert not marker.exists()
 
 

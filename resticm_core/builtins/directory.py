@@ -26,7 +26,8 @@ The orchestrator script of the hooks guide, built in (DESIGN §4, §10):
   whole backup softly: the modules after it do not run.
 - The directory itself must exist and must not be writable by group/others or
   owned by another user — even with the sticky bit, since anyone could *add* a
-  module that would then run. An empty directory runs nothing and succeeds.
+  module that would then run. Every directory and symlink on the way to it is
+  checked as for a script hook. An empty directory runs nothing and succeeds.
 """
 
 from __future__ import annotations
