@@ -33,6 +33,7 @@ from .errors import ConfigError
 from .hooks import HookContext
 from .phases import Phase
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+from .trusted_path import Unsafe, describe_unsafe, open_trusted
 
 #: Where root's configuration lives, and the second choice of other users.
 DEFAULT_ETC_DIR = Path("/etc/resticm")
@@ -356,18 +357,50 @@ def _own_line(node: object) -> int | None:
 # -- reading ----------------------------------------------------------------------
 
 
-def _read(path: Path, shown: str) -> tuple[str, os.stat_result]:
-    """The text of the file and the ``stat`` of the very file read (no check/use race)."""
+@attrs.frozen
+class _Read:
+    """One config file read through one descriptor, and what the walk to it found."""
+
+    text: str
+    #: ``fstat`` of the very descriptor read (no check/use race).
+    st: os.stat_result
+    #: The resolved path.
+    real: Path
+    unsafe: tuple[Unsafe, ...]
+
+
+def _read(path: Path, shown: str, *, owners: frozenset[int]) -> _Read:
+    """Resolve *path* from ``/`` (:func:`~resticm_core.trusted_path.open_trusted`) and read
+    it through the descriptor that walk opened, so the file checked is the file read."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            st = os.fstat(stream.fileno())
-            return stream.read(), st
+        with open_trusted(path, owners=owners, read=True) as opened:
+            with open(opened.fd, encoding="utf-8", closefd=False) as stream:
+                text = stream.read()
+            return _Read(text=text, st=opened.st, real=opened.path, unsafe=opened.unsafe)
     except UnicodeDecodeError as exc:
         raise ConfigError(
             [f"cannot read config {shown}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
         ) from None
     except OSError as exc:
         raise ConfigError([f"cannot read config {shown}: {exc.strerror or exc}"]) from None
+
+
+def _path_problems(read: _Read, uid: int) -> list[str]:
+    """Directories and symlinks on the way to the config that someone else could swap:
+    as bad as a writable file (issue 13; DESIGN §10's "further ancestors are not
+    checked" no longer holds)."""
+    subject = f"config {read.real}"
+    messages = []
+    for part in read.unsafe:
+        label = "symlink" if part.symlink else "directory"
+        messages += describe_unsafe(
+            part,
+            subject=subject,
+            label=label,
+            runs_as=_user_name(uid),
+            where=f" (on the way to {subject})",
+        )
+    return messages
 
 
 def _parse(text: str, shown: str) -> object:
@@ -549,12 +582,14 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     chosen, _also_found = find_config_path(path, environ=env)
-    real = Path(os.path.realpath(chosen))
     shown = str(chosen)
-    text, st = _read(chosen, shown)
-    data = _parse(text, shown)
+    uid = os.geteuid()
+    read = _read(chosen, shown, owners=frozenset(_allowed_owners(uid, env)))
+    real = read.real
+    data = _parse(read.text, shown)
     if check_permissions:
-        problems = check_config_permissions(real, data, st=st, environ=env)
+        problems = check_config_permissions(real, data, st=read.st, environ=env)
+        problems += _path_problems(read, uid)
         if problems:
             raise ConfigError(problems)
     if registry is None:
