@@ -162,15 +162,28 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     add_parsers(command)
     help_command = command("help", "show the help of resticm or of one command")
-    help_command.add_argument("topic", nargs="*", metavar="COMMAND", help="e.g. backup, config validate")
+    help_command.add_argument(
+        "topic", nargs="*", metavar="COMMAND", help="e.g. backup, config validate"
+    )
     completion = command("completion", "print a shell completion script (bash, zsh or fish)")
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     command("version", "print resticm's and restic's versions")
     command("plugins", "list the loaded plugins and the hook kinds they provide")
     config = command("config", "configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    config_commands.add_parser(
+    validate = config_commands.add_parser(
         "validate", help="load the config and report every problem", parents=[sub_globals]
+    )
+    validate.add_argument(
+        "--from-go",
+        action="store_true",
+        help="a config of the Go resticm: list what the strict loader refuses and what "
+        "behaves differently",
+    )
+    validate.add_argument(
+        "--write",
+        action="store_true",
+        help="with --from-go: rewrite the file so it loads (keeps comments; FILE.bak kept)",
     )
     hooks = command("hooks", "hook tools")
     hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
@@ -277,6 +290,12 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
     registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    if command == "config" and getattr(args, "from_go", False):
+        return _cmd_config_from_go(args, registry, env)
+    if command == "config" and getattr(args, "write", False):
+        from .errors import UsageError
+
+        raise UsageError("config validate --write needs --from-go")
     config = load_config(args.config, registry=registry, environ=env)
     _setup_logging(config, args)
     if command == "config":
@@ -409,6 +428,31 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
     for name in blocked:
         print(f"{name:<14} (blocked by {DISABLE_ENV})")
     return 0
+
+
+def _cmd_config_from_go(args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+    """``config validate --from-go [--write]``: exit 0 when the (rewritten) file loads."""
+    import json
+
+    from .config_file import find_config_path, load_config
+    from .go_migration import as_dict, migrate, report_lines, write
+
+    path, _also = find_config_path(args.config, environ=env)
+    migration = migrate(path, registry=registry, environ=env)
+    wrote = None
+    if args.write and not args.dry_run and migration.new_text is not None:
+        wrote = write(migration)
+        # The proof: the strict loader, permissions included, accepts what was written.
+        if migration.loads_after_write:
+            load_config(path, registry=registry, environ=env)
+    if args.json:
+        print(json.dumps(as_dict(migration, wrote=wrote), indent=2))
+    else:
+        for line in report_lines(migration, wrote=wrote):
+            print(line)
+    if migration.remaining:
+        return 2
+    return 0 if wrote is not None or not migration.fixes else 2
 
 
 def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:

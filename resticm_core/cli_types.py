@@ -52,7 +52,9 @@ def read_data_subset(text: str) -> str:
     if percent:
         if 0 < float(percent[1]) <= 100:
             return value
-        raise argparse.ArgumentTypeError(f"a percentage must be above 0 and at most 100, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a percentage must be above 0 and at most 100, got {text!r}"
+        )
     if _SIZE.fullmatch(value) and float(re.sub(r"[KMGTkmgt]$", "", value)) > 0:
         return value
     raise argparse.ArgumentTypeError(

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import PRIMARY, Config, Repository
 from .cli_types import positive_int, read_data_subset
+from .config import PRIMARY, Config, Repository
 from .config_file import CONTEXT_FILE, DEFAULT_ETC_DIR
 from .errors import LockHeldError, ResticmError, UsageError
 from .locking import ProcessLock, lock_key

@@ -58,7 +58,9 @@ def complete(script: Path, *words: str, cwd: Path | None = None) -> list[str]:
     return [line for line in result.stdout.splitlines() if line]
 
 
-def test_bash_completes_commands_actions_flags_and_choices(bash_script: Path, tmp_path: Path) -> None:
+def test_bash_completes_commands_actions_flags_and_choices(
+    bash_script: Path, tmp_path: Path
+) -> None:
     assert complete(bash_script, "ba") == ["backup", "backend"]
     assert complete(bash_script, "config", "") == ["validate"]
     assert complete(bash_script, "hooks", "run", "") == [

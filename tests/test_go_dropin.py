@@ -94,7 +94,9 @@ def test_usage_errors_exit_2_before_anything_runs(
     assert "Traceback" not in result.stderr
 
 
-def test_full_keeps_deep_and_all_hosts(tmp_path: Path, source: Path, environ: dict[str, str]) -> None:
+def test_full_keeps_deep_and_all_hosts(
+    tmp_path: Path, source: Path, environ: dict[str, str]
+) -> None:
     cfg = go_config(tmp_path, tmp_path / "repo", source)
     result = resticm("-c", str(cfg), "-n", "full", "--deep", "--all-hosts", env=environ)
     assert "unrecognized arguments" not in result.stderr
