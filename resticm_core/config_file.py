@@ -598,6 +598,21 @@ def load_config(
     return _anchor_paths(attrs.evolve(config, source_path=real))
 
 
+def read_config_text(path: Path, *, environ: Mapping[str, str]) -> tuple[str, Path]:
+    """The text and real path of the config at *path*, read as :func:`load_config` reads
+    it (resolved from ``/``, through one descriptor), refused on the same path problems.
+
+    For tools that rewrite a config (``config validate --from-go``): they must not
+    trust a file :func:`load_config` would refuse to read.
+    """
+    uid = os.geteuid()
+    read = _read(path, str(path), owners=frozenset(_allowed_owners(uid, environ)))
+    problems = _path_problems(read, uid)
+    if problems:
+        raise ConfigError(problems)
+    return read.text, read.real
+
+
 def config_from_dict(
     data: Mapping[str, Any],
     *,

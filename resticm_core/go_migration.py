@@ -34,7 +34,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from .config import Config
-from .config_file import _locate, _parse, _read, _yaml, semantic_problems
+from .config_file import _locate, _parse, _yaml, read_config_text, semantic_problems
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter
 from .errors import ConfigError
 from .plugin_manager import PluginRegistry
@@ -246,13 +246,13 @@ def migrate(
 ) -> Migration:
     """What the strict loader makes of the Go config at *path*, and the fixed text."""
     shown = str(path)
-    text, _st = _read(path, shown)
+    text, real = read_config_text(path, environ=environ)
     _parse(text, shown)  # a YAML error is reported as the loader reports it
     loader = _yaml()
     loader.preserve_quotes = True  # "pw" stays "pw" when the file is written back
     data = loader.load(text)
     tail_notes: list[str] = []
-    base_dir = Path(os.path.realpath(path)).parent
+    base_dir = real.parent
     fixes: list[Finding] = []
     # Fixing one problem can reveal another (a key inside a removed one is gone with it):
     # go round until nothing more can be fixed.
