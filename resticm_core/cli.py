@@ -297,9 +297,10 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
 
         raise UsageError("config validate --write needs --from-go")
     config = load_config(args.config, registry=registry, environ=env)
-    _setup_logging(config, args)
+    # validate prints its findings itself: each once, not also as log warnings.
+    _setup_logging(config, args, warn=command != "config")
     if command == "config":
-        return _cmd_config_validate(config, args)
+        return _cmd_config_validate(config, args, env)
     if command == "hooks":
         return _cmd_hooks_run(config, args, registry, env)
     if command == "notify":
@@ -341,7 +342,7 @@ def _cmd_help(topic: Sequence[str]) -> int:
     return 0
 
 
-def _setup_logging(config: Any, args: argparse.Namespace) -> None:
+def _setup_logging(config: Any, args: argparse.Namespace, *, warn: bool = True) -> None:
     import logging  # lazy, as json below: `resticm --version` imports neither
 
     from .logs import setup_logging
@@ -352,7 +353,7 @@ def _setup_logging(config: Any, args: argparse.Namespace) -> None:
         urls=[config.repository, *(b.repository for b in config.backends.values())],
     )
     setup_logging(config.logging, redactor=redactor, verbose=args.verbose)
-    for warning in _config_warnings(config):
+    for warning in _config_warnings(config) if warn else ():
         logging.getLogger("resticm_core").warning("%s", warning)
 
 
@@ -455,17 +456,28 @@ def _cmd_config_from_go(args: argparse.Namespace, registry: Any, env: dict[str, 
     return 0 if wrote is not None or not migration.fixes else 2
 
 
-def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
+def _cmd_config_validate(config: Any, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Exit 0 when the config loads and nothing in it fails every night, else 2."""
     import json
 
-    warnings = _config_warnings(config)
+    from .config_check import check_config
+
+    found = check_config(config, environ=env)
+    errors, warnings = list(found.errors), list(found.warnings)
+    source = str(config.source_path)
     if args.json:
-        print(json.dumps({"ok": True, "config": str(config.source_path), "warnings": warnings}))
+        print(json.dumps({"ok": found.ok, "config": source, "errors": errors,
+                          "warnings": warnings}))
+    elif found.ok:
+        print(f"OK: {source}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     else:
-        print(f"OK: {config.source_path}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+        print(f"FAILED: {source}: {len(errors)} problem(s) that fail every run")
+    if not args.json:
+        for error in errors:
+            print(f"  error: {error}")
         for warning in warnings:
             print(f"  warning: {warning}")
-    return 0
+    return 0 if found.ok else 2
 
 
 def _cmd_hooks_run(

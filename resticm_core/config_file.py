@@ -30,7 +30,6 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from .config import SECRET_NAME_WORDS, Backend, Config
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
 from .errors import ConfigError
-from .hooks import HookContext
 from .phases import Phase
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .trusted_path import Unsafe, describe_unsafe, open_trusted
@@ -658,38 +657,14 @@ def _anchor_paths(config: Config) -> Config:
     )
 
 
-def config_warnings(config: Config) -> list[str]:
-    """Problems that do not stop a load: hook files missing, not executable...
+def config_warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What will make a run fail or lose something, found without running anything.
 
-    Each hook's own ``check()`` decides; a missing hook file fails that hook at
-    run time (it is not skipped), so it is worth saying early.
+    Commands log these as warnings and go on (the step concerned fails with the same
+    message); ``config validate`` and ``schedule install`` refuse the errors among
+    them (:func:`resticm_core.config_check.check_config`).
     """
-    warnings = []
-    for phase in Phase:
-        ctx = HookContext(phase=phase, command="validate", env={}, config_dir=config.config_dir)
-        for i, hook in enumerate(config.hooks.for_phase(phase.value)):
-            try:
-                problems = hook.check(ctx)
-            except Exception as exc:  # a plugin's bug must not stop every command
-                problems = [
-                    f"check() of hook kind {hook.kind!r} crashed: {type(exc).__name__}: {exc}"
-                ]
-            warnings += [f"hooks.{phase.value}[{i}]: {problem}" for problem in problems]
-    return warnings + _dump_warnings(config)
+    from .config_check import check_config
 
-
-def _dump_warnings(config: Config) -> list[str]:
-    """Each dump source's own static check: tool installed, password file there."""
-    if not config.dumps:
-        return []
-    from .dumps import DumpContext, dump_environment
-
-    ctx = DumpContext(env=dump_environment(os.environ), config_dir=config.config_dir)
-    warnings = []
-    for i, dump in enumerate(config.dumps):
-        try:
-            problems = dump.check(ctx)
-        except Exception as exc:  # a plugin's bug must not stop every command
-            problems = [f"check() of dump type {dump.kind!r} crashed: {type(exc).__name__}: {exc}"]
-        warnings += [f"dumps[{i}]: {problem}" for problem in problems]
-    return warnings
+    found = check_config(config, environ=os.environ if environ is None else environ)
+    return [*found.errors, *found.warnings]
