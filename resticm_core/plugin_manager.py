@@ -191,6 +191,14 @@ def _per_plugin_callers(
     """
     impls = getattr(pm.hook, spec).get_hookimpls()
     for impl in impls:
+        try:
+            hash(impl.plugin)  # pluggy keeps the plugins left out of a call in a set
+        except TypeError as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} (a {type(impl.plugin).__name__}) implements "
+                f"{spec} but cannot be called on its own: {exc}; register a module or an "
+                "instance of a hashable class"
+            ) from exc
         if impl.wrapper or impl.hookwrapper:
             raise PluginError(
                 f"plugin {impl.plugin_name!r}: {spec} may not be a wrapper "
@@ -205,14 +213,7 @@ def _per_plugin_callers(
     callers = []
     for impl in ordered:
         others = [other.plugin for other in impls if other.plugin is not impl.plugin]
-        try:
-            caller = pm.subset_hook_caller(spec, remove_plugins=others)
-        except TypeError as exc:  # pluggy keeps the plugins to leave out in a set
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} implements {spec} but cannot be called on its "
-                f"own: {exc}; register a module or an instance of a hashable class"
-            ) from exc
-        callers.append((impl.plugin_name, caller))
+        callers.append((impl.plugin_name, pm.subset_hook_caller(spec, remove_plugins=others)))
     return callers
 
 

@@ -403,8 +403,10 @@ def test_hookcall_monitoring_sees_every_plugin_call() -> None:
 def test_an_unhashable_observer_object_is_refused_at_load() -> None:
     """pluggy keeps the plugins left out of a per-plugin call in a set."""
     unhashable = types.SimpleNamespace(resticm_run_finished=hookimpl(lambda report: None))
-    with pytest.raises(PluginError, match="resticm_run_finished but cannot be called on its own"):
-        registry(unhashable)
+    fine = plugin("resticm_fine", resticm_run_finished=lambda report: None)
+    message = r"\(a SimpleNamespace\) implements resticm_run_finished but cannot"
+    with pytest.raises(PluginError, match=message):
+        registry(fine, unhashable)
 
 
 def test_notifier_class_that_is_not_a_notifier_is_an_error() -> None:
