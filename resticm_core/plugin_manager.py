@@ -31,6 +31,7 @@ import pluggy
 from . import hookspecs
 from .errors import PluginError
 from .hooks import Hook
+from .plugin_discovery import find_entry_points
 
 if TYPE_CHECKING:
     from .config import Config, Repository
@@ -74,13 +75,38 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+class ResticmPluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus where each entry-point plugin found by resticm came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        #: plugin name -> the ``*.dist-info`` directory declaring it (resticm's own scan;
+        #: pluggy's scan, the fallback, records its finds in ``list_plugin_distinfo()``).
+        self.metadata_dirs: dict[str, str] = {}
+
+    def distribution_of(self, name: str) -> tuple[str, str] | None:
+        """Name and version of the distribution that installed plugin *name*, if any."""
+        plugin = self.get_plugin(name)
+        for registered, dist in self.list_plugin_distinfo():
+            if registered is plugin:
+                return dist.metadata["name"], dist.version
+        metadata_dir = self.metadata_dirs.get(name)
+        if metadata_dir is None:
+            return None
+        import importlib.metadata  # only to describe a plugin: never on the backup path
+        from pathlib import Path
+
+        found = importlib.metadata.PathDistribution(Path(metadata_dir))
+        return found.metadata["name"], found.version
+
+
 def make_plugin_manager(
     *,
     plugins: Iterable[object] = (),
     entry_points: bool = True,
     blocked: Iterable[str] = (),
-) -> pluggy.PluginManager:
-    """Build a plugin manager with the hookspecs, the builtins, the installed and the given plugins.
+) -> ResticmPluginManager:
+    """Build a plugin manager with the hookspecs, the installed, the builtin and the given plugins.
 
     Registration order (pluggy calls the last registered first): the ``resticm``
     entry points, then the builtins, then *plugins*.
@@ -92,21 +118,16 @@ def make_plugin_manager(
         registered either way, unless blocked.
     :param blocked: plugin names (builtin or entry-point names) that must not load.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = ResticmPluginManager()
     pm.add_hookspecs(hookspecs)
     for name in blocked:
         if name:
             pm.set_blocked(name)
     try:
         if entry_points:
-            try:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-            except pluggy.PluginValidationError:
-                raise
-            except Exception as exc:  # a broken third-party package gets a clear message
-                raise PluginError(_broken_plugin_message(pm, exc)) from exc
+            _load_entry_points(pm)
         # After the entry points: an installed plugin under a builtin's name is then
-        # seen (pluggy skips an entry point whose name is taken, without a word).
+        # seen (an entry point whose name is taken would be skipped without a word).
         for name, module_name in BUILTIN_PLUGINS.items():
             if not pm.is_blocked(name):
                 _register_builtin(pm, name, importlib.import_module(module_name))
@@ -119,14 +140,43 @@ def make_plugin_manager(
     return pm
 
 
-def _register_builtin(pm: pluggy.PluginManager, name: str, module: types.ModuleType) -> None:
+def _load_entry_points(pm: ResticmPluginManager) -> None:
+    """Register the ``resticm`` entry points, first on sys.path first, as pluggy does."""
+    refs = find_entry_points(ENTRY_POINT_GROUP)
+    if refs is None:  # a layout only importlib.metadata reads: pluggy's own scan
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except pluggy.PluginValidationError:
+            raise
+        except Exception as exc:  # a broken third-party package gets a clear message
+            raise PluginError(_broken_plugin_message(pm, exc)) from exc
+        return
+    for ref in refs:
+        if pm.is_blocked(ref.name) or pm.get_plugin(ref.name) is not None:
+            continue  # blocked: not even imported; a name taken earlier on sys.path wins
+        try:
+            plugin = ref.load()
+        except Exception as exc:
+            raise PluginError(_load_error(ref.name, ref.value, ref.metadata_dir, exc)) from exc
+        pm.register(plugin, name=ref.name)
+        pm.metadata_dirs[ref.name] = ref.metadata_dir
+
+
+def _load_error(name: str, value: str, source: str, error: Exception) -> str:
+    return (
+        f"cannot load resticm plugin {name!r} ({value}) from {source}: "
+        f"{type(error).__name__}: {error}; "
+        f"fix or uninstall it, or block it with {DISABLE_ENV}={name}"
+    )
+
+
+def _register_builtin(pm: ResticmPluginManager, name: str, module: types.ModuleType) -> None:
     holder = pm.get_plugin(name)
     if holder is module:  # an old install of resticm-core still declaring its builtins
         return
     if holder is not None:
-        dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
-        dist = dists.get(id(holder))
-        source = f"{dist.metadata['name']} {dist.version}" if dist is not None else repr(holder)
+        dist = pm.distribution_of(name)
+        source = " ".join(dist) if dist is not None else repr(holder)
         raise PluginError(
             f"the installed resticm plugin {name!r} ({source}) has the name of a builtin "
             "plugin; rename its entry point or uninstall it"
@@ -136,7 +186,7 @@ def _register_builtin(pm: pluggy.PluginManager, name: str, module: types.ModuleT
 
 def _broken_plugin_message(pm: pluggy.PluginManager, exc: Exception) -> str:
     """Name the entry point that failed: pluggy's error does not say which one."""
-    import importlib.metadata  # only on this error path: the scan is pluggy's otherwise
+    import importlib.metadata  # pluggy's fallback scan only
 
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
@@ -145,11 +195,8 @@ def _broken_plugin_message(pm: pluggy.PluginManager, exc: Exception) -> str:
             try:
                 ep.load()
             except Exception as error:
-                return (
-                    f"cannot load resticm plugin {ep.name!r} ({ep.value}) from "
-                    f"{dist.metadata['name']} {dist.version}: {type(error).__name__}: {error}; "
-                    f"fix or uninstall it, or block it with {DISABLE_ENV}={ep.name}"
-                )
+                source = f"{dist.metadata['name']} {dist.version}"
+                return _load_error(ep.name, ep.value, source, error)
     return f"cannot load a resticm plugin: {type(exc).__name__}: {exc}"
 
 
@@ -296,15 +343,16 @@ class PluginRegistry:
 
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin, by name, with its distribution and kinds."""
-        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
         builtin = _builtin_distribution()
         infos = []
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None:
                 continue
-            dist = dists.get(id(plugin))
+            dist = _distribution_of(self.pm, name)
+            distribution: str | None
+            version: str | None
             if dist is not None:
-                distribution, version = dist.metadata["name"], dist.version
+                distribution, version = dist
             elif BUILTIN_PLUGINS.get(name) == getattr(plugin, "__name__", None):
                 distribution, version = builtin
             else:
@@ -349,6 +397,16 @@ class PluginRegistry:
 
     def run_finished(self, report: RunReport, config: Config) -> None:
         self._notify_observers("resticm_run_finished", report=report, config=config)
+
+
+def _distribution_of(pm: pluggy.PluginManager, name: str) -> tuple[str, str] | None:
+    if isinstance(pm, ResticmPluginManager):
+        return pm.distribution_of(name)
+    plugin = pm.get_plugin(name)
+    for registered, dist in pm.list_plugin_distinfo():
+        if registered is plugin:
+            return dist.metadata["name"], dist.version
+    return None
 
 
 def _builtin_distribution() -> tuple[str | None, str | None]:

@@ -499,3 +499,101 @@ def test_an_installed_plugin_named_like_a_builtin_is_an_error(
         assert "script" in {i.name for i in registry().plugins()}  # no entry points: fine
     finally:
         sys.modules.pop(module, None)
+
+
+# -- discovery without importlib.metadata --------------------------------------------------------
+
+
+def test_discovery_finds_what_importlib_metadata_finds(
+    fake_distribution: Callable[[str], str],
+) -> None:
+    from resticm_core.plugin_discovery import find_entry_points
+
+    module = fake_distribution(FAKE_PLUGIN)
+    found = find_entry_points("resticm")
+    assert found is not None
+    expected = {(ep.name, ep.value) for ep in importlib.metadata.entry_points(group="resticm")}
+    assert {(ref.name, ref.value) for ref in found} == expected
+    assert ("fake", module) in expected
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    assert {(r.name, r.value) for r in find_entry_points("console_scripts") or ()} == {
+        (ep.name, ep.value) for ep in scripts
+    }
+
+
+def test_entry_point_values_are_read_as_importlib_metadata_reads_them(tmp_path: Path) -> None:
+    from resticm_core.plugin_discovery import EntryPointRef, find_entry_points
+
+    info = tmp_path / "demo-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text(
+        "# a comment\n[console_scripts]\nfake = nope:main\n\n"
+        "[resticm]\n  spaced   =  os.path : join [extra]\nplain=json\n[other]\nfake = x\n"
+    )
+    refs = find_entry_points("resticm", [str(tmp_path), str(tmp_path / "missing")])
+    assert refs == [
+        EntryPointRef("spaced", "os.path : join [extra]", str(info)),
+        EntryPointRef("plain", "json", str(info)),
+    ]
+    import json as json_module
+    import os.path
+
+    assert refs[0].load() is os.path.join and refs[1].load() is json_module
+    with pytest.raises(ValueError, match="malformed"):
+        EntryPointRef("bad", "not a value!", "").load()
+
+
+def test_a_zip_on_sys_path_falls_back_to_pluggys_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """importlib.metadata reads distributions inside a zip; resticm's own scan does not."""
+    import zipfile
+
+    from resticm_core.plugin_discovery import find_entry_points
+
+    module = f"zipped_{tmp_path.name.replace('-', '_')}"
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{module}.py", textwrap.dedent(FAKE_PLUGIN))
+        zf.writestr(f"{module}-3.0.dist-info/METADATA",
+                    f"Metadata-Version: 2.1\nName: {module}\nVersion: 3.0\n")
+        zf.writestr(f"{module}-3.0.dist-info/entry_points.txt", f"[resticm]\nzipped = {module}\n")
+    monkeypatch.syspath_prepend(str(archive))
+    try:
+        assert find_entry_points("resticm") is None
+        reg = PluginRegistry(make_plugin_manager())
+        info = next(i for i in reg.plugins() if i.name == "zipped")
+        assert (info.distribution, info.version, info.hook_kinds) == (module, "3.0", ("fake",))
+    finally:
+        sys.modules.pop(module, None)
+
+
+def test_a_run_finds_a_plugin_installed_since_the_last_one_without_importlib_metadata(
+    tmp_path: Path,
+) -> None:
+    """Nothing is cached between runs; and the backup path does not import importlib.metadata."""
+    site = tmp_path / "site"
+    site.mkdir()
+    probe = textwrap.dedent("""
+        import sys
+        from resticm_core.plugin_manager import PluginRegistry
+        registry = PluginRegistry.default()
+        print(sorted(registry.hook_types), "importlib.metadata" in sys.modules)
+    """)
+
+    def run() -> str:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    before = run()
+    assert "'fake'" not in before and before.endswith("False")
+    (site / "fake_pkg_new.py").write_text(textwrap.dedent(FAKE_PLUGIN))
+    info = site / "fake_pkg_new-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-pkg-new\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[resticm]\nfake = fake_pkg_new\n")
+    after = run()
+    assert "'fake'" in after and after.endswith("False")
