@@ -59,7 +59,7 @@ def find_entry_points(
     found: list[EntryPointRef] = []
     for entry in path:
         directory = entry or "."  # "" is the current directory, as for imports
-        if directory.endswith(".egg"):
+        if directory.lower().endswith(".egg"):
             return None
         try:
             names = sorted(os.listdir(directory))
@@ -68,7 +68,7 @@ def find_entry_points(
         except OSError:  # a missing directory on sys.path holds nothing
             continue
         for name in names:
-            if not name.endswith(_METADATA_DIRS):
+            if not name.lower().endswith(_METADATA_DIRS):  # as importlib.metadata matches
                 continue
             metadata_dir = os.path.join(directory, name)
             text = _read(os.path.join(metadata_dir, "entry_points.txt"))

@@ -399,6 +399,13 @@ def test_hookcall_monitoring_sees_every_plugin_call() -> None:
     assert ("resticm_hook_types", ("script",)) in seen
     assert calls == ["resticm_types", "resticm_obs"]
 
+    traced: list[str] = []
+    pm.trace.root.setwriter(traced.append)
+    undo = pm.enable_tracing()
+    reg.run_finished("the report", config="the config")  # type: ignore[arg-type]
+    undo()
+    assert any("resticm_run_finished" in line for line in traced), traced
+
 
 def test_an_unhashable_observer_object_is_refused_at_load() -> None:
     """pluggy keeps the plugins left out of a per-plugin call in a set."""
