@@ -158,6 +158,11 @@ def _load_entry_points(pm: ResticmPluginManager) -> None:
             plugin = ref.load()
         except Exception as exc:
             raise PluginError(_load_error(ref.name, ref.value, ref.metadata_dir, exc)) from exc
+        if pm.is_registered(plugin):  # two entry points naming one module
+            raise PluginError(
+                f"resticm plugin {ref.name!r} ({ref.value}) from {ref.metadata_dir} is already "
+                f"loaded under another name; block one with {DISABLE_ENV}={ref.name}"
+            )
         pm.register(plugin, name=ref.name)
         pm.metadata_dirs[ref.name] = ref.metadata_dir
 

@@ -604,3 +604,21 @@ def test_a_run_finds_a_plugin_installed_since_the_last_one_without_importlib_met
     (info / "entry_points.txt").write_text("[resticm]\nfake = fake_pkg_new\n")
     after = run()
     assert "'fake'" in after and after.endswith("False")
+
+
+def test_two_entry_points_naming_one_module_is_a_plugin_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"twice_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text("")
+    info = tmp_path / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text(f"[resticm]\none = {module}\ntwo = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(PluginError, match=r"'two'.*already loaded under another name"):
+            make_plugin_manager()
+        loaded = PluginRegistry(make_plugin_manager(blocked=["two"])).plugins()
+        assert "one" in {i.name for i in loaded}
+    finally:
+        sys.modules.pop(module, None)
