@@ -265,6 +265,12 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     except KeyboardInterrupt:
         print("resticm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `resticm snapshots | head`: the reader is gone, which is not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off
 
 
 class _UsageExit(Exception):
