@@ -222,7 +222,8 @@ def test_dry_run_does_not_call(tmp_path: Path) -> None:
 
 
 def test_dry_run_still_reports_unresolvable_target(tmp_path: Path) -> None:
-    result = run_engine(PythonHook(callable="resticm_no_such_mod:f"), make_ctx(tmp_path, dry_run=True))
+    hook = PythonHook(callable="resticm_no_such_mod:f")
+    result = run_engine(hook, make_ctx(tmp_path, dry_run=True))
     assert result.failed
 
 
