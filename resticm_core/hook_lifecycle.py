@@ -76,10 +76,13 @@ def _lifecycle(hook: Hook, ctx: HookContext) -> Sequence[HookResult]:
 
 
 def redact_result(result: HookResult, redact: Redact) -> HookResult:
-    """*result* with its texts from outside (error, output tail, name) redacted."""
+    """*result* with the texts it carries from outside (error, output tail) redacted.
+
+    The name is the entry's own (a configured path, ``python:mod:func``): it stays
+    as the output sink saw it, so ``hook_finished(name)`` still matches.
+    """
     return attrs.evolve(
         result,
-        name=redact(result.name),
         error=redact(result.error),
         output_tail=tuple(redact(line) for line in result.output_tail),
     )

@@ -65,6 +65,11 @@ class StepKind(enum.StrEnum):
     COPY = "copy"
     #: ``verify_no_locks``: no lock of this run left in the repository.
     LOCKS = "locks"
+    #: ``restic snapshots`` (the Ansible module's ``snapshots`` action).
+    SNAPSHOTS = "snapshots"
+    #: A step named by someone else (a plugin, an embedding application): its
+    #: ``name`` is kept as given.
+    OTHER = "other"
 
 
 class Outcome(enum.StrEnum):
@@ -169,14 +174,16 @@ class BackupSummary:
 
 def _kind_from_name(step: StepResult) -> StepKind:
     word = step.name.split(" ", 1)[0]
+    if not word:
+        raise ValueError("a StepResult needs a kind (or a name)")
     try:
         return StepKind(word)
     except ValueError:
-        raise ValueError(f"step {step.name!r}: give kind= (one of the StepKind values)") from None
+        return StepKind.OTHER
 
 
 def _subject_from_name(step: StepResult) -> str:
-    return step.name.partition(" ")[2]
+    return "" if step.kind is StepKind.OTHER else step.name.partition(" ")[2]
 
 
 @attrs.frozen(kw_only=True)
@@ -207,6 +214,10 @@ class StepResult:
     subject: str = attrs.field(default=attrs.Factory(_subject_from_name, takes_self=True))
 
     def __attrs_post_init__(self) -> None:
+        if self.kind is StepKind.OTHER:
+            if not self.name:
+                raise ValueError("a StepResult of kind 'other' needs its name")
+            return
         shown = f"{self.kind.value} {self.subject}" if self.subject else self.kind.value
         if not self.name:
             object.__setattr__(self, "name", shown)  # frozen: set once, while building

@@ -175,7 +175,10 @@ class RunState:
         log.warning("%s", text)
 
     def record_step(self, step: StepResult) -> StepResult:
-        step = attrs.evolve(step, error=self.redactor.redact(step.error))
+        # Errors carry restic's and the dump tools' own words; the command line a
+        # plugin's dump command shows is not ours either.
+        redact = self.redactor.redact
+        step = attrs.evolve(step, error=redact(step.error), command=redact(step.command))
         self.steps.append(step)
         self.registry.phase_finished(step, self.config)
         return step

@@ -256,3 +256,41 @@ def test_an_interrupted_run_starts_no_hook(tmp_path: Path) -> None:
     [result] = run_hook(MarkerHook(marker=str(marker)), ctx)
     assert result.failed and result.error == "interrupted: not started"
     assert not marker.exists()
+
+
+# -- step identity ----------------------------------------------------------------------------
+
+
+def test_steps_are_typed_and_shown_as_before(tmp_path: Path) -> None:
+    from resticm_core import StepKind, StepResult
+
+    typed = StepResult(
+        kind=StepKind.DUMP, subject="postgresql:app", repository="primary", outcome=Outcome.OK
+    )
+    named = StepResult(name="dump postgresql:app", repository="primary", outcome=Outcome.OK)
+    assert typed == named and str(typed) == "dump postgresql:app"
+    assert typed.to_dict()["name"] == "dump postgresql:app"
+    assert (typed.to_dict()["kind"], typed.to_dict()["subject"]) == ("dump", "postgresql:app")
+    # A name the engine does not know (a plugin's, an application's) is kept as given.
+    other = StepResult(name="replicate offsite", repository="primary", outcome=Outcome.OK)
+    assert other.kind is StepKind.OTHER and str(other) == "replicate offsite"
+    with pytest.raises(ValueError):
+        StepResult(kind=StepKind.BACKUP, name="forget", repository="primary", outcome=Outcome.OK)
+
+    source = tmp_path / "src"
+    source.mkdir()
+    config = config_from_dict(
+        {"repository": str(tmp_path / "repo"), "password": "pw-1234", "directories": [str(source)]}
+    )
+    report = run(
+        config,
+        "default",
+        runner=FakeRestic(),
+        lock_dir=tmp_path / "locks",
+        environ={"PATH": "/usr/bin:/bin"},
+    )
+    assert [(s.kind, s.name) for s in report.steps] == [
+        (StepKind.BACKUP, "backup"),
+        (StepKind.FORGET, "forget"),
+    ]
+    assert report.command == "default" and report.to_dict()["command"] == "default"
