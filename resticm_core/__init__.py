@@ -27,14 +27,17 @@ if TYPE_CHECKING:
     from .phases import (
         BackupStatus,
         BackupSummary,
+        Command,
         HookResult,
         Outcome,
         Phase,
         PhaseResult,
         RunReport,
+        StepKind,
         StepResult,
     )
     from .plugin_manager import PluginRegistry, make_plugin_manager
+    from .run_state import RunState
     from .workflow import RunOptions, run, run_phase_hooks
 
 _EXPORTS = {
@@ -60,12 +63,15 @@ _EXPORTS = {
     "NotifyError": "notifiers",
     "BackupStatus": "phases",
     "BackupSummary": "phases",
+    "Command": "phases",
     "HookResult": "phases",
     "Outcome": "phases",
     "Phase": "phases",
     "PhaseResult": "phases",
     "RunReport": "phases",
+    "StepKind": "phases",
     "StepResult": "phases",
+    "RunState": "run_state",
     "PluginRegistry": "plugin_manager",
     "make_plugin_manager": "plugin_manager",
     "RunOptions": "workflow",
@@ -77,6 +83,7 @@ __all__ = [
     "Backend",
     "BackupStatus",
     "BackupSummary",
+    "Command",
     "Config",
     "ConfigError",
     "Event",
@@ -98,7 +105,9 @@ __all__ = [
     "Retention",
     "RunOptions",
     "RunReport",
+    "RunState",
     "SkipBackup",
+    "StepKind",
     "StepResult",
     "__version__",
     "config_from_dict",

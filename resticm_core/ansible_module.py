@@ -23,7 +23,7 @@ from .config import Config
 from .errors import ConfigError, LockHeldError, ResticmError
 from .hooks import OutputSink
 from .locking import ProcessLock, lock_key
-from .phases import Outcome, RunReport, StepResult
+from .phases import Outcome, RunReport, StepKind, StepResult
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, forget_args
 from .secrets import Redactor
@@ -377,12 +377,12 @@ def _run_workflow(
     )
     if check_mode:
         # Nothing ran: a backup step that would run means a snapshot would be written.
-        changed = report.ok and any(s.name == "backup" for s in report.steps)
+        changed = report.ok and any(s.kind is StepKind.BACKUP for s in report.steps)
     else:
         # The workflow's forget does not say what it removed; without a new snapshot,
         # a forget that ran may have removed some, so it counts as a change.
         changed = report.snapshot_id is not None or any(
-            s.name == "forget" and s.outcome is Outcome.OK for s in report.steps
+            s.kind is StepKind.FORGET and s.outcome is Outcome.OK for s in report.steps
         )
     return _result(report, changed=changed)
 

@@ -2,7 +2,7 @@
 
 A hook executor is a frozen attrs class that is both its config schema and its
 behaviour. Builtin kinds (``script``, ``directory``, ``python``) and third-party
-kinds implement the same three methods::
+kinds implement the same methods (``check`` and ``describe`` have defaults)::
 
     @attrs.frozen(kw_only=True)
     class DockerStopHook(Hook):
@@ -14,6 +14,11 @@ kinds implement the same three methods::
         def run(self, ctx: HookContext) -> Sequence[HookResult]: ...
 
 and are registered through the ``resticm_hook_types`` plugin hook.
+
+The engine owns the lifecycle (:func:`resticm_core.hook_lifecycle.run_hook`):
+cancellation, then ``check()``, then ``dry_run()`` in a dry run or ``run()``
+otherwise. ``run()`` is never called in a dry run unless the class says it is
+safe (:attr:`Hook.dry_run_safe`).
 """
 
 from __future__ import annotations
@@ -140,6 +145,15 @@ class Hook:
 
     #: The ``kind:`` this class handles in the config. Unique across plugins.
     kind: ClassVar[str] = ""
+    #: True: :meth:`run` may be called in a dry run (``ctx.dry_run`` set) because it
+    #: then changes nothing itself. False (the default): a dry run calls :meth:`dry_run`
+    #: instead, so a kind that forgets about dry runs can never act under ``--dry-run``.
+    dry_run_safe: ClassVar[bool] = False
+    #: True: :meth:`run` checks each of its units at its turn (the ``directory`` kind:
+    #: a bad module fails when its turn comes, the modules before it run), so the
+    #: engine does not call :meth:`check` first. :meth:`check` still lists every
+    #: problem for ``resticm config validate``.
+    checks_itself: ClassVar[bool] = False
 
     #: Seconds before the hook is stopped; None means the configured default.
     timeout: float | None = None
@@ -159,8 +173,20 @@ class Hook:
         return []
 
     def run(self, ctx: HookContext) -> Sequence[HookResult]:
-        """Run the hook and return one result per unit run (a directory runs several)."""
+        """Run the hook and return one result per unit run (a directory runs several).
+
+        Called only after :meth:`check` found nothing and never in a dry run
+        (unless :attr:`dry_run_safe`); the engine has already looked at ``ctx.cancel``.
+        """
         raise NotImplementedError(f"hook kind {self.kind!r} does not implement run()")
+
+    def dry_run(self, ctx: HookContext) -> Sequence[HookResult]:
+        """What ``--dry-run`` does instead of :meth:`run`: say what would run, do nothing.
+
+        Called after :meth:`check` found nothing. Override it only to say more
+        (never to act); the default names the hook by :meth:`describe`.
+        """
+        return [preview_result(ctx, name=self.describe(), kind=self.kind)]
 
     def effective_timeout(self, ctx: HookContext) -> float:
         return ctx.default_timeout if self.timeout is None else self.timeout
@@ -213,6 +239,12 @@ def result_from_process(
         timed_out=proc.timed_out,
         output_tail=tail,
     )
+
+
+def preview_result(ctx: HookContext, *, name: str, kind: str) -> HookResult:
+    """A unit a dry run did not execute (its static checks passed), said on ``ctx.output``."""
+    ctx.output.message(logging.INFO, f"[dry-run] would run {kind} hook {name}")
+    return HookResult(name=name, kind=kind, phase=ctx.phase, outcome=Outcome.SKIPPED)
 
 
 def failed_result(*, name: str, kind: str, phase: Phase, error: str) -> HookResult:

@@ -94,9 +94,13 @@ class ProcessLock:
                     raise LockHeldError(self._held_message()) from None
                 time.sleep(0.2)
         # A dead holder's file is simply re-locked: flock died with its process.
-        os.ftruncate(fd, 0)
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.write(fd, json.dumps(record).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(record).encode())
+        except OSError:
+            os.close(fd)  # drops the flock: a run that reports failure holds nothing
+            raise
         self._fd = fd
 
     def _held_message(self) -> str:

@@ -38,6 +38,9 @@ DEFAULT_SYSLOG_ADDRESS = "/dev/log"
 SYSLOG_ADDRESS_VARIABLE = "RESTICM_SYSLOG_SOCKET"
 
 
+#: Names of the handlers :func:`setup_logging` installs (and only those it removes).
+_HANDLER_PREFIX = "resticm.setup_logging."
+
 #: Log-record flags: a record meant for the console only, or for the log file only.
 CONSOLE_ONLY = "resticm_console_only"
 FILE_ONLY = "resticm_file_only"
@@ -153,6 +156,9 @@ def setup_logging(
 ) -> logging.Logger:
     """Install console (stderr) and file (or syslog) handlers on the ``resticm_core`` logger.
 
+    Called again, it replaces the handlers it installed before and leaves every
+    other handler of the logger alone.
+
     A log file that cannot be opened (or a syslog socket that cannot be reached)
     is reported on the console and skipped: a backup must not fail because its
     log directory is missing.
@@ -161,9 +167,12 @@ def setup_logging(
         ``$RESTICM_SYSLOG_SOCKET``, else ``/dev/log``.
     """
     logger = logging.getLogger(LOGGER_NAME)
+    # Only the handlers an earlier call installed: an embedding application's own
+    # handlers (and the run-capture dispatch of logcontext) are not ours to remove.
     for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+        if (handler.get_name() or "").startswith(_HANDLER_PREFIX):
+            logger.removeHandler(handler)
+            handler.close()
     logger.propagate = False
     level = LEVELS.get((settings.level if settings else "info").lower(), logging.INFO)
     logger.setLevel(logging.DEBUG if verbose else level)
@@ -176,6 +185,7 @@ def setup_logging(
         console.addFilter(redacting)
         console.addFilter(context)
         console.addFilter(_SkipFlagged(FILE_ONLY))
+        console.set_name(f"{_HANDLER_PREFIX}console")
         logger.addHandler(console)
 
     if settings is not None and settings.file:
@@ -187,6 +197,7 @@ def setup_logging(
             destination.addFilter(redacting)
             destination.addFilter(context)
             destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
+            destination.set_name(f"{_HANDLER_PREFIX}destination")
             logger.addHandler(destination)
     return logger
 

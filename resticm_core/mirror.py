@@ -15,6 +15,7 @@ Backend chains run in worker threads; their steps are recorded afterwards in
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +28,12 @@ from .config import PRIMARY, Config, Repository
 from .errors import UsageError
 from .lockcheck import verify_locks
 from .logcontext import log_context
-from .phases import Outcome, StepResult
+from .phases import Outcome, StepKind, StepResult
 from .restic import ResticResult, check_args, forget_args, printable_command
 from .state import DeepCheckState, default_state_dir, repository_id
 
 if TYPE_CHECKING:
-    from .workflow import RunOptions, _Run
+    from .run_state import RunOptions, RunState
 
 log = logging.getLogger("resticm_core")
 
@@ -104,7 +105,7 @@ def make_plan(options: RunOptions, config: Config) -> Plan:
     )
 
 
-#: The ``step(name, preview, action, shown=None)`` closure of :func:`_chain`.
+#: The ``step(kind, preview, action, shown=None)`` closure of :func:`_chain`.
 _StepFn = Callable[..., StepResult]
 
 
@@ -119,11 +120,11 @@ class _Chain:
     deep_checks: list[tuple[str, str]] = attrs.field(factory=list)
 
 
-def maintenance(run: _Run) -> None:
+def maintenance(run: RunState) -> None:
     """Run the plan of *run*'s command; record every step."""
     plan = make_plan(run.options, run.config)
     primary = run.config.primary_repository()
-    backup = next((s for s in run.steps if s.name == "backup"), None)
+    backup = next((s for s in run.steps if s.kind is StepKind.BACKUP), None)
     if run.config.verify_no_locks and backup is not None and backup.exit_code is not None:
         # The backup ran (it is not a dry run): it must not have left a lock either.
         _record(
@@ -137,11 +138,19 @@ def maintenance(run: _Run) -> None:
     source = primary if plan.copy else None
     workers = max(1, min(run.config.copy_concurrency, len(repositories)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resticm-backend") as pool:
-        chains = list(pool.map(lambda repo: _chain(run, plan, repo, source=source), repositories))
+        # Each chain in a copy of this context: its log records stay this run's
+        # (logcontext.capture_logs), and its repository field stays its own.
+        futures = [
+            pool.submit(contextvars.copy_context().run, _chain, run, plan, repo, source=source)
+            for repo in repositories
+        ]
+        chains = [future.result() for future in futures]
     for chain in chains:
         _record(run, chain)
     copied = any(
-        s.name == "copy" and s.outcome is not Outcome.SKIPPED for c in chains for s in c.steps
+        s.kind is StepKind.COPY and s.outcome is not Outcome.SKIPPED
+        for c in chains
+        for s in c.steps
     )
     if copied and run.config.verify_no_locks:
         # The copies read the primary: none of them may have left a lock there.
@@ -151,7 +160,7 @@ def maintenance(run: _Run) -> None:
         run.record_step(step)
 
 
-def _record(run: _Run, chain: _Chain) -> None:
+def _record(run: RunState, chain: _Chain) -> None:
     if chain.deep_checks:
         state = DeepCheckState(run.options.state_dir or default_state_dir(run.environ))
         for repo_id, name in chain.deep_checks:
@@ -169,17 +178,17 @@ def _record(run: _Run, chain: _Chain) -> None:
         run.record_step(step)
 
 
-def _chain(run: _Run, plan: Plan, repo: Repository, *, source: Repository | None) -> _Chain:
+def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | None) -> _Chain:
     """copy (backends) -> forget -> prune -> check on *repo*, unrecorded (thread-safe)."""
     chain = _Chain()
 
     def step(
-        name: str,
+        kind: StepKind,
         preview: Sequence[str],
         action: Callable[[], ResticResult],
         shown: str | None = None,
     ) -> StepResult:
-        result = run.execute_step(name, repo, preview, action, shown=shown)
+        result = run.execute_step(kind, repo, preview, action, shown=shown)
         chain.steps.append(result)
         ran = result.outcome is not Outcome.SKIPPED
         if ran and run.config.verify_no_locks:
@@ -190,15 +199,15 @@ def _chain(run: _Run, plan: Plan, repo: Repository, *, source: Repository | None
         copy = _copy_step(run, plan, repo, source, step)
         if copy.failed:
             log.warning("copy to %s failed: skipping its forget/prune/check", repo.name)
-            for name, wanted in (
-                ("forget", plan.forget),
-                ("prune", plan.prune),
-                ("check", plan.check),
+            for kind, wanted in (
+                (StepKind.FORGET, plan.forget),
+                (StepKind.PRUNE, plan.prune),
+                (StepKind.CHECK, plan.check),
             ):
                 if wanted:
                     chain.steps.append(
                         StepResult(
-                            name=name,
+                            kind=kind,
                             repository=repo.name,
                             outcome=Outcome.SKIPPED,
                             error="not run: the copy to this backend failed",
@@ -215,19 +224,19 @@ def _chain(run: _Run, plan: Plan, repo: Repository, *, source: Repository | None
             policy = retention.forget_args()
             host, prune = plan.forget_host, plan.forget_prune
             step(
-                "forget",
+                StepKind.FORGET,
                 forget_args(policy, host=host, prune=prune),
                 lambda: run.restic.forget(repo, policy, host=host, prune=prune),
             )
     if plan.prune:
-        step("prune", ["prune"], lambda: run.restic.prune(repo))
+        step(StepKind.PRUNE, ["prune"], lambda: run.restic.prune(repo))
     if plan.check:
         _check_step(run, repo, chain, step)
     return chain
 
 
 def _copy_step(
-    run: _Run,
+    run: RunState,
     plan: Plan,
     repo: Repository,
     source: Repository,
@@ -238,7 +247,10 @@ def _copy_step(
     # The source goes through RESTIC_FROM_REPOSITORY: show it in the command line.
     shown = printable_command(args, repo, {"RESTIC_FROM_REPOSITORY": source.url})
     return step(
-        "copy", args, lambda: run.restic.copy(destination, source, host=plan.copy_host), shown
+        StepKind.COPY,
+        args,
+        lambda: run.restic.copy(destination, source, host=plan.copy_host),
+        shown,
     )
 
 
@@ -267,7 +279,7 @@ def copy_destination(destination: Repository, source: Repository) -> Repository:
 
 
 def _check_step(
-    run: _Run,
+    run: RunState,
     repo: Repository,
     chain: _Chain,
     step: _StepFn,
@@ -297,7 +309,7 @@ def _check_step(
                 deep = True
     subset = options.subset
     result = step(
-        "check",
+        StepKind.CHECK,
         check_args(read_data=deep, subset=subset),
         lambda: run.restic.check(repo, read_data=deep, subset=subset),
     )
@@ -309,18 +321,18 @@ def _check_step(
         chain.deep_checks.append((repo_id, repo.name))
 
 
-def _repository_id(run: _Run, repo: Repository) -> str | None:
+def _repository_id(run: RunState, repo: Repository) -> str | None:
     result = run.restic.cat_config(repo)
     return repository_id(result.stdout) if result.ok else None
 
 
-def _lock_step(run: _Run, repo: Repository) -> StepResult:
+def _lock_step(run: RunState, repo: Repository) -> StepResult:
     started = time.monotonic()
     report = verify_locks(run.restic, repo, run_started=run.started)
     for lock in report.foreign:
         log.info("%s holds a lock of another host: %s", repo.name, lock.describe())
     return StepResult(
-        name="locks",
+        kind=StepKind.LOCKS,
         repository=repo.name,
         outcome=Outcome.OK if report.ok else Outcome.FAILED,
         duration=time.monotonic() - started,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .phases import Outcome
+from .phases import Outcome, StepKind
 
 if TYPE_CHECKING:
     from .phases import RunReport
@@ -95,7 +95,7 @@ def report_samples(report: RunReport, labels: Mapping[str, str]) -> dict[str, fl
         samples[_series("resticm_step_last_timestamp_seconds", step_labels)] = report.finished_at
         samples[_series("resticm_step_success", step_labels)] = _STEP_VALUE[step.outcome]
         samples[_series("resticm_step_duration_seconds", step_labels)] = step.duration
-        if step.name == "backup" and step.summary is not None:
+        if step.kind is StepKind.BACKUP and step.summary is not None:
             repo_labels = {**labels, "repository": step.repository}
             summary = step.summary
             for metric, value in (

@@ -19,6 +19,7 @@ against a recording server or a fake.
 from __future__ import annotations
 
 import collections
+import contextvars
 import datetime
 import enum
 import json
@@ -324,7 +325,12 @@ def dispatch(
                     if delivery.status in pending_of[id(n)]:
                         pending_of[id(n)].remove(delivery.status)
 
-        thread = threading.Thread(target=work, name=f"notify-{notifier.describe()}", daemon=True)
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,  # its log lines stay the run's
+            args=(work,),
+            name=f"notify-{notifier.describe()}",
+            daemon=True,
+        )
         threads.append((notifier, thread, pending))
     pending_of = {id(n): p for n, _, p in threads}
     for _, thread, _ in threads:
@@ -460,6 +466,8 @@ def _single_backend(report: RunReport) -> str | None:
 
 def report_details(report: RunReport, config: Config) -> dict[str, str]:
     """The facts of a run, in a fixed order, for every event about it."""
+    from .phases import StepKind
+
     details = {
         "host": report.host,
         "command": report.command,
@@ -470,7 +478,7 @@ def report_details(report: RunReport, config: Config) -> dict[str, str]:
     if report.snapshot_id:
         details["snapshot"] = report.snapshot_id
     for step in report.steps:
-        if step.summary is not None and step.name == "backup":
+        if step.summary is not None and step.kind is StepKind.BACKUP:
             details["files_new"] = str(step.summary.files_new)
             details["files_changed"] = str(step.summary.files_changed)
             details["data_added"] = str(step.summary.data_added)
@@ -712,9 +720,11 @@ def events_for_report(
 class RunNotifications:
     """The notifications of one :func:`resticm_core.run`: start, then the result.
 
-    Captures the run's log (bounded, redacted) for providers that send it
-    (healthchecks). Does nothing in a dry run or when notifications are off;
-    never raises.
+    Keeps the run's log (bounded, redacted) in :attr:`log_tail` for providers
+    that send it (healthchecks): the run feeds it the records logged in its own
+    context (:func:`resticm_core.logcontext.capture_logs`), so another run in the
+    same process never reaches it. Does nothing in a dry run or when
+    notifications are off; never raises.
     """
 
     def __init__(
@@ -725,7 +735,6 @@ class RunNotifications:
         dry_run: bool = False,
         notify_success: bool = False,
         redactor: Redactor | None = None,
-        logger: logging.Logger | None = None,
         http: HttpClient | None = None,
     ) -> None:
         self.config = config
@@ -737,11 +746,8 @@ class RunNotifications:
             not dry_run and config.notifications.enabled and bool(config.notifications.providers)
         )
         self.deliveries: list[Delivery] = []
-        self._logger = logger
-        self._tail: LogTail | None = None
-        if self.active and logger is not None:
-            self._tail = LogTail(self.redactor)
-            logger.addHandler(self._tail)
+        #: This run's log lines; None when nothing will be sent.
+        self.log_tail: LogTail | None = LogTail(self.redactor) if self.active else None
 
     def _send(self, events: Sequence[Event]) -> None:
         try:
@@ -766,7 +772,7 @@ class RunNotifications:
         """Send the run's result event."""
         if not self.active:
             return
-        tail = self._tail.lines() if self._tail is not None else ()
+        tail = self.log_tail.lines() if self.log_tail is not None else ()
         try:
             events = events_for_report(report, self.config, log_tail=tail)
         except Exception as exc:
@@ -775,7 +781,7 @@ class RunNotifications:
         self._send(events)
 
     def close(self) -> None:
-        """Stop capturing the log."""
-        if self._tail is not None and self._logger is not None:
-            self._logger.removeHandler(self._tail)
-            self._tail = None
+        """Nothing to undo: the tail is fed by the run's context, not a logger handler.
+
+        Kept so callers written for the handler-based tail still work.
+        """

@@ -36,6 +36,42 @@ class BackupStatus(enum.StrEnum):
     NOT_RUN = "not_run"
 
 
+class Command(enum.StrEnum):
+    """What one :func:`resticm_core.run` does (``RunReport.command``, ``RESTICM_COMMAND``)."""
+
+    BACKUP = "backup"
+    #: The bare ``resticm``: backup, then forget (and the prune/check/copy flags ask for).
+    DEFAULT = "default"
+    FULL = "full"
+    FORGET = "forget"
+    PRUNE = "prune"
+    CHECK = "check"
+    COPY = "copy"
+    #: ``resticm hooks run PHASE``: one phase's hooks alone.
+    HOOKS = "hooks"
+
+
+class StepKind(enum.StrEnum):
+    """What a :class:`StepResult` is: code branches on this, never on the display name."""
+
+    #: ``restic --no-lock cat config`` before pre_backup hooks stop anything.
+    PREFLIGHT = "preflight"
+    #: One ``dumps:`` database streamed into its own snapshot (``subject``: ``type:name``).
+    DUMP = "dump"
+    BACKUP = "backup"
+    FORGET = "forget"
+    PRUNE = "prune"
+    CHECK = "check"
+    COPY = "copy"
+    #: ``verify_no_locks``: no lock of this run left in the repository.
+    LOCKS = "locks"
+    #: ``restic snapshots`` (the Ansible module's ``snapshots`` action).
+    SNAPSHOTS = "snapshots"
+    #: A step named by someone else (a plugin, an embedding application): its
+    #: ``name`` is kept as given.
+    OTHER = "other"
+
+
 class Outcome(enum.StrEnum):
     """The outcome of one hook or one restic step."""
 
@@ -136,12 +172,33 @@ class BackupSummary:
         return attrs.asdict(self)
 
 
+def _kind_from_name(step: StepResult) -> StepKind:
+    word = step.name.split(" ", 1)[0]
+    if not word:
+        raise ValueError("a StepResult needs a kind (or a name)")
+    try:
+        return StepKind(word)
+    except ValueError:
+        return StepKind.OTHER
+
+
+def _subject_from_name(step: StepResult) -> str:
+    return "" if step.kind is StepKind.OTHER else step.name.partition(" ")[2]
+
+
 @attrs.frozen(kw_only=True)
 class StepResult:
-    """One restic step (backup, forget, prune, check, copy...) on one repository."""
+    """One restic step (backup, forget, prune, check, copy...) on one repository.
 
-    #: ``backup``, ``forget``, ``prune``, ``check``, ``copy``, ``preflight``...
-    name: str
+    Built from its :attr:`kind` (and :attr:`subject`), or, as before, from its
+    display :attr:`name`, which is then parsed once here: ``StepResult(kind=
+    StepKind.DUMP, subject="postgresql:app", ...)`` and ``StepResult(name="dump
+    postgresql:app", ...)`` are the same step.
+    """
+
+    #: The display text logs, ``--json``, metrics and notifications show:
+    #: ``backup``, ``forget``, ``dump postgresql:app``... (``str(step)`` too).
+    name: str = ""
     #: ``primary`` or the backend's name.
     repository: str
     outcome: Outcome
@@ -151,6 +208,24 @@ class StepResult:
     #: The command line that ran (or would run in a dry run), secrets redacted.
     command: str = ""
     summary: BackupSummary | None = None
+    #: What the step is; defaults to the first word of :attr:`name`.
+    kind: StepKind = attrs.field(default=attrs.Factory(_kind_from_name, takes_self=True))
+    #: What it is about within its kind: the dump's ``type:name``; empty for the others.
+    subject: str = attrs.field(default=attrs.Factory(_subject_from_name, takes_self=True))
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind is StepKind.OTHER:
+            if not self.name:
+                raise ValueError("a StepResult of kind 'other' needs its name")
+            return
+        shown = f"{self.kind.value} {self.subject}" if self.subject else self.kind.value
+        if not self.name:
+            object.__setattr__(self, "name", shown)  # frozen: set once, while building
+        elif self.name != shown:
+            raise ValueError(f"step name {self.name!r} does not match kind {self.kind.value!r}")
+
+    def __str__(self) -> str:
+        return self.name
 
     @property
     def failed(self) -> bool:
@@ -159,6 +234,8 @@ class StepResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "kind": self.kind.value,
+            "subject": self.subject,
             "repository": self.repository,
             "outcome": self.outcome.value,
             "duration": round(self.duration, 3),
@@ -204,7 +281,7 @@ class RunReport:
     @property
     def snapshot_id(self) -> str | None:
         for step in self.steps:
-            if step.name == "backup" and step.summary and step.summary.snapshot_id:
+            if step.kind is StepKind.BACKUP and step.summary and step.summary.snapshot_id:
                 return step.summary.snapshot_id
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -299,9 +300,19 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
     """Two reader threads, and this thread polls the child every 50 ms."""
     proc = watch.proc
     assert proc.stdout is not None and proc.stderr is not None
+    # In copies of this context: the lines they log belong to the run that started
+    # the child (resticm_core.logcontext), not to no run at all.
     readers = [
-        threading.Thread(target=_reader, args=(proc.stdout, *out), daemon=True),
-        threading.Thread(target=_reader, args=(proc.stderr, *err), daemon=True),
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(_reader, proc.stdout, *out),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(_reader, proc.stderr, *err),
+            daemon=True,
+        ),
     ]
     for thread in readers:
         thread.start()

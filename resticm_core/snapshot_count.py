@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .phases import Outcome, StepResult
+from .phases import Outcome, StepKind, StepResult
 
 if TYPE_CHECKING:
     from .config import Config
@@ -27,10 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("resticm_core.monitoring")
 
-#: Steps after which a repository's snapshot list may differ.
-CHANGING_STEPS = ("backup", "forget", "copy")
-#: Prefix of the ``dumps:`` steps (``dump <name>``): each writes a snapshot.
-DUMP_STEP_PREFIX = "dump "
+#: Steps after which a repository's snapshot list may differ (each dump writes one).
+CHANGING_STEPS = frozenset({StepKind.BACKUP, StepKind.DUMP, StepKind.FORGET, StepKind.COPY})
 
 
 def wanted(config: Config, *, dry_run: bool) -> bool:
@@ -43,7 +41,7 @@ def repositories_changed(steps: Sequence[StepResult]) -> list[str]:
     """Repositories (in order of first change) on which a snapshot-changing step ran."""
     names: list[str] = []
     for step in steps:
-        changing = step.name in CHANGING_STEPS or step.name.startswith(DUMP_STEP_PREFIX)
+        changing = step.kind in CHANGING_STEPS
         changed = changing and step.outcome in (Outcome.OK, Outcome.PARTIAL)
         if changed and step.repository not in names:
             names.append(step.repository)

@@ -17,6 +17,7 @@ import pytest
 
 from resticm_core.builtins import python_callable as python_module
 from resticm_core.builtins.python_callable import PythonHook
+from resticm_core.hook_lifecycle import run_hook
 from resticm_core.hooks import HookContext
 from resticm_core.phases import HookResult, Outcome, Phase
 from resticm_core.testing import RecordingSink
@@ -42,6 +43,12 @@ def sink(ctx: HookContext) -> RecordingSink:
 
 def run_one(hook: PythonHook, ctx: HookContext) -> HookResult:
     [result] = hook.run(ctx)
+    return result
+
+
+def run_engine(hook: PythonHook, ctx: HookContext) -> HookResult:
+    """Through the engine's lifecycle: check, then dry_run() in a dry run, else run()."""
+    [result] = run_hook(hook, ctx)
     return result
 
 
@@ -209,13 +216,14 @@ def test_from_function_names_and_options(tmp_path: Path) -> None:
 def test_dry_run_does_not_call(tmp_path: Path) -> None:
     called: list[HookContext] = []
     ctx = make_ctx(tmp_path, dry_run=True)
-    result = run_one(PythonHook.from_function(called.append, name="m:f"), ctx)
+    result = run_engine(PythonHook.from_function(called.append, name="m:f"), ctx)
     assert result.outcome is Outcome.SKIPPED and not called
     assert "[dry-run] would run python hook python:m:f" in sink(ctx).texts(logging.INFO)
 
 
 def test_dry_run_still_reports_unresolvable_target(tmp_path: Path) -> None:
-    result = run_one(PythonHook(callable="resticm_no_such_mod:f"), make_ctx(tmp_path, dry_run=True))
+    hook = PythonHook(callable="resticm_no_such_mod:f")
+    result = run_engine(hook, make_ctx(tmp_path, dry_run=True))
     assert result.failed
 
 

@@ -18,6 +18,7 @@ import pytest
 from resticm_core import process
 from resticm_core.builtins import script as script_module
 from resticm_core.builtins.script import ScriptHook
+from resticm_core.hook_lifecycle import run_hook
 from resticm_core.hooks import HookContext
 from resticm_core.phases import HookResult, Outcome, Phase
 from resticm_core.testing import RecordingSink
@@ -56,6 +57,12 @@ def write_script(path: Path, body: str, mode: int = 0o700) -> Path:
 
 def run_one(hook: ScriptHook, ctx: HookContext) -> HookResult:
     [result] = hook.run(ctx)
+    return result
+
+
+def run_engine(hook: ScriptHook, ctx: HookContext) -> HookResult:
+    """Through the engine's lifecycle: check, then dry_run() in a dry run, else run()."""
+    [result] = run_hook(hook, ctx)
     return result
 
 
@@ -254,7 +261,7 @@ def test_dry_run_does_not_execute(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     write_script(tmp_path / "pre.sh", f"touch {marker}\n")
     ctx = make_ctx(tmp_path, dry_run=True)
-    result = run_one(ScriptHook(path="pre.sh"), ctx)
+    result = run_engine(ScriptHook(path="pre.sh"), ctx)
     assert result.outcome is Outcome.SKIPPED and result.error == ""
     assert not marker.exists()
     assert "[dry-run] would run script hook pre.sh" in sink(ctx).texts(logging.INFO)
@@ -262,8 +269,8 @@ def test_dry_run_does_not_execute(tmp_path: Path) -> None:
 
 def test_dry_run_still_fails_static_problems(tmp_path: Path) -> None:
     write_script(tmp_path / "pre.sh", "exit 0\n", mode=0o600)
-    assert run_one(ScriptHook(path="pre.sh"), make_ctx(tmp_path, dry_run=True)).failed
-    assert run_one(ScriptHook(path="gone.sh"), make_ctx(tmp_path, dry_run=True)).failed
+    assert run_engine(ScriptHook(path="pre.sh"), make_ctx(tmp_path, dry_run=True)).failed
+    assert run_engine(ScriptHook(path="gone.sh"), make_ctx(tmp_path, dry_run=True)).failed
 
 
 # --- stopping -------------------------------------------------------------------------

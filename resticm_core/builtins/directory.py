@@ -78,6 +78,10 @@ class _Plan:
 @attrs.frozen(kw_only=True)
 class DirectoryHook(Hook):
     kind: ClassVar[str] = "directory"
+    # Its run() checks each module at its turn and, in a dry run, lists and checks
+    # the modules without executing one (the preview in _run_module).
+    dry_run_safe: ClassVar[bool] = True
+    checks_itself: ClassVar[bool] = True
 
     #: The directory; ``~`` expanded, relative to the config file's directory.
     path: str

@@ -55,7 +55,7 @@ from ..hookspecs import hookimpl
 from ..locking import default_lock_dir
 from ..phases import HookResult, Outcome
 from ..process import ProcessResult, run_process
-from .script import dry_run_result, not_started_result, report_result
+from .script import not_started_result, report_result
 
 #: The label selecting containers when a docker-stop entry names none.
 DEFAULT_LABEL = "backup-stop=true"
@@ -171,8 +171,6 @@ class _DockerHook(Hook):
             )
             report_result(ctx, result)
             return result
-        if ctx.dry_run:
-            return dry_run_result(ctx, name=self.describe(), kind=self.kind)
         if ctx.cancel.is_set():
             return not_started_result(ctx, name=self.describe(), kind=self.kind)
         return None

@@ -54,6 +54,7 @@ Behaviour (DESIGN §4 and §10 "Python-callable hooks"):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import logging
 import os
@@ -76,7 +77,7 @@ from ..hooks import Hook, HookContext, failed_result
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome, Phase
 from ..process import _group_alive, _signal_group
-from .script import dry_run_result, not_started_result, report_result
+from .script import not_started_result, report_result
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -154,8 +155,6 @@ class PythonHook(Hook):
             result = failed_result(name=name, kind=self.kind, phase=ctx.phase, error=str(exc))
             report_result(ctx, result)
             return [result]
-        if ctx.dry_run:
-            return [dry_run_result(ctx, name=name, kind=self.kind)]
         if ctx.cancel.is_set():
             return [not_started_result(ctx, name=name, kind=self.kind)]
         ctx.output.message(logging.INFO, f"running hook {name}")
@@ -287,8 +286,12 @@ def _describe_exception(exc: BaseException) -> str:
 def _call_in_thread(func: HookFunction, ctx: HookContext, *, timeout: float) -> _CallEnd:
     """Call *func* in a daemon thread; abandon it on timeout or ``ctx.cancel``."""
     ends: queue.SimpleQueue[_CallEnd] = queue.SimpleQueue()
+    # A copy of this context: what the function logs belongs to this run.
+    context = contextvars.copy_context()
     thread = threading.Thread(
-        target=lambda: ends.put(_call(func, ctx)), name="resticm-python-hook", daemon=True
+        target=lambda: ends.put(context.run(_call, func, ctx)),
+        name="resticm-python-hook",
+        daemon=True,
     )
     thread.start()
     deadline = time.monotonic() + timeout

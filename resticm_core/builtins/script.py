@@ -43,7 +43,14 @@ from typing import ClassVar
 
 import attrs
 
-from ..hooks import Hook, HookContext, check_hook_file, failed_result, result_from_process
+from ..hooks import (
+    Hook,
+    HookContext,
+    check_hook_file,
+    failed_result,
+    preview_result,
+    result_from_process,
+)
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome, Phase
 
@@ -75,8 +82,6 @@ class ScriptHook(Hook):
             )
             report_result(ctx, result)
             return [result]
-        if ctx.dry_run:
-            return [dry_run_result(ctx, name=name, kind=self.kind)]
         return [
             run_hook_file(
                 ctx.with_env(self.env),
@@ -163,8 +168,7 @@ def not_started_result(ctx: HookContext, *, name: str, kind: str) -> HookResult:
 
 def dry_run_result(ctx: HookContext, *, name: str, kind: str) -> HookResult:
     """The result of a hook a dry run did not execute (its static checks passed)."""
-    ctx.output.message(logging.INFO, f"[dry-run] would run {kind} hook {name}")
-    return HookResult(name=name, kind=kind, phase=ctx.phase, outcome=Outcome.SKIPPED)
+    return preview_result(ctx, name=name, kind=kind)
 
 
 def report_result(ctx: HookContext, result: HookResult) -> None:

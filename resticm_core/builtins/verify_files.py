@@ -45,7 +45,7 @@ import attrs
 from ..hooks import Hook, HookContext
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome
-from .script import dry_run_result, not_started_result, report_result
+from .script import not_started_result, report_result
 
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 _VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -116,8 +116,6 @@ class VerifyFilesHook(Hook):
     def run(self, ctx: HookContext) -> Sequence[HookResult]:
         ctx = ctx.with_env(self.env)
         name = self.describe()
-        if ctx.dry_run:
-            return [dry_run_result(ctx, name=name, kind=self.kind)]
         if ctx.cancel.is_set():
             return [not_started_result(ctx, name=name, kind=self.kind)]
         started = time.monotonic()
