@@ -444,7 +444,10 @@ def _duration(seconds: float) -> str:
 def _used_repository(report: RunReport, config: Config) -> str:
     """The URL of the repository the run wrote to or checked (redacted): the active
     backend when the run used one (the Go tool's payloads name it), else the primary."""
-    names = {s.repository for s in report.steps if s.name in ("backup", "preflight")}
+    from .phases import StepKind
+
+    writes = (StepKind.BACKUP, StepKind.PREFLIGHT)
+    names = {s.repository for s in report.steps if s.kind in writes}
     names = names or {s.repository for s in report.steps}
     if len(names) == 1:
         (name,) = names
