@@ -116,7 +116,9 @@ SECRET_NAMES = frozenset({"AZURE_ACCOUNT_SAS"})
 #: FILE), ``KEY_PATH``, ``password_command``, the dumps' ``password_env`` (a variable's
 #: name), ``aws_access_key_id`` (the public half of an AWS key pair), ``RESTIC_KEY_HINT``
 #: (a key id), ``SSH_AUTH_SOCK``, ``SMTP_AUTH_USER``, ``SECRET_NAME``, ``OS_AUTH_URL``
-#: (a URL: its value is still searched for URL secrets).
+#: (a URL: its value is still searched for URL secrets), ``AUTH_TYPE: basic``,
+#: ``AUTH_MODE``, ``AUTH_METHOD`` (masking "basic" or "token" everywhere would only
+#: garble messages).
 NOT_SECRET_LAST_WORDS = frozenset(
     {
         "FILE",
@@ -132,8 +134,14 @@ NOT_SECRET_LAST_WORDS = frozenset(
         "USERNAME",
         "NAME",
         "URL",
+        "TYPE",
+        "MODE",
+        "METHOD",
     }
 )
+#: Values that are no secret whatever their key's name: switches (``USE_AUTH: "true"``).
+#: Masking them would replace every "true" in every message.
+NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 #: Whole names that contain a word above but are no secret: the shell's working
 #: directories, and Google's credentials *file* path.
 NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "GOOGLE_APPLICATION_CREDENTIALS"})
@@ -276,6 +284,8 @@ def _walk(
         if not node:
             return
         if name is not None and is_secret_name(name):
+            if node.strip().lower() in NOT_SECRET_VALUES:
+                return
             yield Secret(path, str(node))
             if scheme := _AUTH_SCHEME.fullmatch(node.strip()):
                 yield Secret(path, scheme["credential"])

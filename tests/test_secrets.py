@@ -9,6 +9,7 @@ from resticm_core.secrets import (
     Redactor,
     is_secret_name,
     redact_url,
+    secret_values,
     url_password,
     url_secrets,
 )
@@ -125,6 +126,7 @@ def test_secret_names(name: str) -> None:
         "SSH_AUTH_SOCK",
         "SSH_KEY_PATH",
         "OS_AUTH_URL",
+        "AUTH_TYPE",  # "basic" masked in every message would only garble them
         "GOOGLE_APPLICATION_CREDENTIALS",  # a file path
         "PWD",  # the shell's working directory
         "OLDPWD",
@@ -166,3 +168,7 @@ def test_url_secrets(text: str, expected: list[str]) -> None:
 def test_redactor_hides_webhook_tokens_of_configured_urls() -> None:
     redactor = Redactor(urls=["https://hooks.slack.com/services/T000/B000/XXXXslack"])
     assert redactor.redact("invalid_token T000/B000/XXXXslack") == "invalid_token ***"
+
+
+def test_switches_under_a_secret_name_are_no_secret() -> None:
+    assert secret_values({"env": {"USE_AUTH": "true", "AUTH_TOKEN": "t0ken-1"}}) == ["t0ken-1"]
