@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
+from .cli_types import non_negative_seconds
 
 EXIT_HELP = """\
 exit codes:
@@ -63,7 +64,7 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--lock-wait",
-        type=float,
+        type=non_negative_seconds,
         default=default(0.0),
         metavar="SECONDS",
         help="wait this long for another run's lock instead of exiting 75",
@@ -71,7 +72,9 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) -> None:
+def _workflow_flags(
+    parser: argparse.ArgumentParser, *, default_workflow: bool, full: bool = False
+) -> None:
     parser.add_argument(
         "-t",
         "--tag",
@@ -101,8 +104,8 @@ def _workflow_flags(parser: argparse.ArgumentParser, *, default_workflow: bool) 
         parser.add_argument("--no-check", action="store_true", help="never check")
         parser.add_argument("--no-copy", action="store_true", help="skip copies to backends")
         parser.add_argument("--copy-all", action="store_true", help="copy snapshots of all hosts")
-    else:
-        parser.add_argument("--deep", action="store_true", help="deep check (full only)")
+    elif full:
+        parser.add_argument("--deep", action="store_true", help="check reading all data")
         parser.add_argument(
             "--all-hosts", action="store_true", help="forget without the host filter"
         )
@@ -153,16 +156,34 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             "check on every copy backend (pre_backup failure aborts)",
         ),
         default_workflow=False,
+        full=True,
     )
     from .commands import add_parsers  # repository lifecycle commands (issue 3)
 
     add_parsers(command)
+    help_command = command("help", "show the help of resticm or of one command")
+    help_command.add_argument(
+        "topic", nargs="*", metavar="COMMAND", help="e.g. backup, config validate"
+    )
+    completion = command("completion", "print a shell completion script (bash, zsh or fish)")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     command("version", "print resticm's and restic's versions")
     command("plugins", "list the loaded plugins and the hook kinds they provide")
     config = command("config", "configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    config_commands.add_parser(
+    validate = config_commands.add_parser(
         "validate", help="load the config and report every problem", parents=[sub_globals]
+    )
+    validate.add_argument(
+        "--from-go",
+        action="store_true",
+        help="a config of the Go resticm: list what the strict loader refuses and what "
+        "behaves differently",
+    )
+    validate.add_argument(
+        "--write",
+        action="store_true",
+        help="with --from-go: rewrite the file so it loads (keeps comments; FILE.bak kept)",
     )
     hooks = command("hooks", "hook tools")
     hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
@@ -246,6 +267,13 @@ def _print_error(exc: Exception) -> None:
 
 def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     command = args.command or "default"
+    if command == "help":
+        return _cmd_help(args.topic)
+    if command == "completion":
+        from .completion import render
+
+        sys.stdout.write(render(args.shell, build_parser()))
+        return 0
     if command == "version":
         return _cmd_version()
     if command == "plugins":
@@ -262,10 +290,17 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
     registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    if command == "config" and getattr(args, "from_go", False):
+        return _cmd_config_from_go(args, registry, env)
+    if command == "config" and getattr(args, "write", False):
+        from .errors import UsageError
+
+        raise UsageError("config validate --write needs --from-go")
     config = load_config(args.config, registry=registry, environ=env)
-    _setup_logging(config, args)
+    # validate prints its findings itself: each once, not also as log warnings.
+    _setup_logging(config, args, warn=command != "config")
     if command == "config":
-        return _cmd_config_validate(config, args)
+        return _cmd_config_validate(config, args, env)
     if command == "hooks":
         return _cmd_hooks_run(config, args, registry, env)
     if command == "notify":
@@ -284,7 +319,30 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     return _cmd_workflow(command, config, args, registry, env)
 
 
-def _setup_logging(config: Any, args: argparse.Namespace) -> None:
+def _cmd_help(topic: Sequence[str]) -> int:
+    """``help [COMMAND...]``: the same text as ``COMMAND --help`` (exit 0), as cobra's."""
+    parser = build_parser(None)
+    current = parser
+    for word in topic:
+        subcommands = [
+            action
+            for action in current._actions  # argparse lists its subparsers nowhere else
+            if isinstance(action, argparse._SubParsersAction)
+        ]
+        child = subcommands[0].choices.get(word) if subcommands else None
+        if child is None:
+            known = ", ".join(sorted(subcommands[0].choices)) if subcommands else "none"
+            print(
+                f"resticm help: unknown command {' '.join(topic)!r} (commands: {known})",
+                file=sys.stderr,
+            )
+            return 2
+        current = child
+    current.print_help()
+    return 0
+
+
+def _setup_logging(config: Any, args: argparse.Namespace, *, warn: bool = True) -> None:
     import logging  # lazy, as json below: `resticm --version` imports neither
 
     from .logs import setup_logging
@@ -295,7 +353,7 @@ def _setup_logging(config: Any, args: argparse.Namespace) -> None:
         urls=[config.repository, *(b.repository for b in config.backends.values())],
     )
     setup_logging(config.logging, redactor=redactor, verbose=args.verbose)
-    for warning in _config_warnings(config):
+    for warning in _config_warnings(config) if warn else ():
         logging.getLogger("resticm_core").warning("%s", warning)
 
 
@@ -373,17 +431,53 @@ def _cmd_plugins(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0
 
 
-def _cmd_config_validate(config: Any, args: argparse.Namespace) -> int:
+def _cmd_config_from_go(args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+    """``config validate --from-go [--write]``: exit 0 when the (rewritten) file loads."""
     import json
 
-    warnings = _config_warnings(config)
+    from .config_file import find_config_path, load_config
+    from .go_migration import as_dict, migrate, report_lines, write
+
+    path, _also = find_config_path(args.config, environ=env)
+    migration = migrate(path, registry=registry, environ=env)
+    wrote = None
+    if args.write and not args.dry_run and migration.new_text is not None:
+        wrote = write(migration)
+        # The proof: the strict loader, permissions included, accepts what was written.
+        if migration.loads_after_write:
+            load_config(path, registry=registry, environ=env)
     if args.json:
-        print(json.dumps({"ok": True, "config": str(config.source_path), "warnings": warnings}))
+        print(json.dumps(as_dict(migration, wrote=wrote), indent=2))
     else:
-        print(f"OK: {config.source_path}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+        for line in report_lines(migration, wrote=wrote):
+            print(line)
+    if migration.remaining:
+        return 2
+    return 0 if wrote is not None or not migration.fixes else 2
+
+
+def _cmd_config_validate(config: Any, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Exit 0 when the config loads and nothing in it fails every night, else 2."""
+    import json
+
+    from .config_check import check_config
+
+    found = check_config(config, environ=env)
+    errors, warnings = list(found.errors), list(found.warnings)
+    source = str(config.source_path)
+    if args.json:
+        print(json.dumps({"ok": found.ok, "config": source, "errors": errors,
+                          "warnings": warnings}))
+    elif found.ok:
+        print(f"OK: {source}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+    else:
+        print(f"FAILED: {source}: {len(errors)} problem(s) that fail every run")
+    if not args.json:
+        for error in errors:
+            print(f"  error: {error}")
         for warning in warnings:
             print(f"  warning: {warning}")
-    return 0
+    return 0 if found.ok else 2
 
 
 def _cmd_hooks_run(

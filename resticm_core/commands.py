@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_types import positive_int, read_data_subset
 from .config import PRIMARY, Config, Repository
 from .config_file import CONTEXT_FILE, DEFAULT_ETC_DIR
 from .errors import LockHeldError, ResticmError, UsageError
@@ -451,16 +452,26 @@ def cmd_unlock(
     ``--restic`` runs ``restic unlock``, which removes stale restic locks only.
     """
     lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
+    failures = 0
     try:
         lock.acquire()
     except LockHeldError as exc:
         print(f"resticm lock: held by a running resticm ({exc}); not removed", file=out)
+        if args.force:
+            # The Go tool removed it anyway and let two runs overlap on one repository.
+            _err("unlock --force: the lock belongs to a running resticm; stop that run first")
+            failures += 1
     else:
         lock.release()
-        print(f"resticm lock: free ({lock.path})", file=out)
+        if args.force and not args.dry_run and lock.path.exists():
+            # -f of the Go tool: remove the file without asking. It is free (no process
+            # holds it), so removing it changes nothing but the listing.
+            lock.path.unlink(missing_ok=True)
+            print(f"resticm lock: free, lock file removed ({lock.path})", file=out)
+        else:
+            print(f"resticm lock: free ({lock.path})", file=out)
     if not args.restic:
-        return 0
-    failures = 0
+        return 1 if failures else 0
     for repo in _targets(config, args.all_backends, selected):
         if args.dry_run:
             print(f"[dry-run] would run: {restic.describe(['unlock'], repo)}", file=out)
@@ -517,6 +528,7 @@ def cmd_env(
     args: argparse.Namespace,
     selected: str | None,
     out: TextIO = sys.stdout,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
     """``env [--format bash|fish|powershell] [--backend NAME]``: shell exports.
 
@@ -535,8 +547,18 @@ def cmd_env(
         raise UsageError(f"unsupported format: {args.format} (supported: bash, fish, powershell)")
     variables = {"RESTIC_REPOSITORY": repo.url}
     password = configured_password(repo)
-    if password is not None:
-        variables[password[0]] = password[1]
+    inherited = (environ or {}).get("RESTIC_PASSWORD")
+    if password is None and repo.name == PRIMARY and inherited:
+        # As for restic children: the inherited RESTIC_PASSWORD when the config names none.
+        password = ("RESTIC_PASSWORD", inherited)
+    if password is None:
+        # The Go tool's error: an export without a password makes every restic call fail.
+        keys = "password, password_file or password_command"
+        where = "the primary (top level)" if repo.name == PRIMARY else f"backends.{repo.name}"
+        raise UsageError(
+            f"password not configured for backend '{repo.name}' (set {keys} in {where})"
+        )
+    variables[password[0]] = password[1]
     variables.update(repo.storage_environment())
     for name, value in variables.items():
         if shell == "bash":
@@ -651,7 +673,12 @@ def add_parsers(command: Any) -> None:
     how.add_argument(
         "--auto", action="store_true", help="deep when deep_check_interval_days elapsed"
     )
-    how.add_argument("--subset", metavar="N/M", help="read a subset of the data (e.g. 1/10, 5%%)")
+    how.add_argument(
+        "--subset",
+        type=read_data_subset,
+        metavar="N/M",
+        help="read a subset of the data (e.g. 1/10, 5%%, 500M)",
+    )
     check.add_argument("--primary-only", action="store_true", help="not on the copy backends")
     copy = command("copy", "copy this host's snapshots from the primary to the copy backends")
     copy.add_argument("--all", dest="copy_all", action="store_true", help="every host's snapshots")
@@ -680,6 +707,12 @@ def add_parsers(command: Any) -> None:
     unlock = command("unlock", "show resticm's lock; with --restic remove stale restic locks")
     unlock.add_argument("--restic", action="store_true", help="run restic unlock (stale only)")
     unlock.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="remove resticm's lock file without asking (only when no run holds it)",
+    )
+    unlock.add_argument(
         "--all-backends", action="store_true", help="with --restic: every repository"
     )
     run = command("run", "run restic with the repository's credentials: resticm run ARGS...")
@@ -701,7 +734,11 @@ def add_parsers(command: Any) -> None:
     verify = command("verify", "restore drill: restore a sample and compare it with the source")
     verify.add_argument("--backend", metavar="NAME", help="drill this backend (default: primary)")
     verify.add_argument(
-        "--sample", type=int, default=20, metavar="N", help="files to restore (default 20)"
+        "--sample",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="files to restore (default 20)",
     )
 
 
@@ -741,7 +778,7 @@ def dispatch(
     if command == "info":
         return cmd_info(config, args, environ, selected)
     if command == "env":
-        return cmd_env(config, args, selected)
+        return cmd_env(config, args, selected, environ=environ)
     if command == "run":
         return cmd_run(config, args.restic_args, environ, registry, selected, args.dry_run)
     restic = make_restic(config, environ, registry, args.verbose)

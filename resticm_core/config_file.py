@@ -30,10 +30,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from .config import Config, Credentials
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
 from .errors import ConfigError
-from .hooks import HookContext
-from .phases import Phase
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .secrets import find_secrets
+from .trusted_path import Unsafe, describe_unsafe, open_trusted
 
 #: Where root's configuration lives, and the second choice of other users.
 DEFAULT_ETC_DIR = Path("/etc/resticm")
@@ -328,18 +327,50 @@ def _own_line(node: object) -> int | None:
 # -- reading ----------------------------------------------------------------------
 
 
-def _read(path: Path, shown: str) -> tuple[str, os.stat_result]:
-    """The text of the file and the ``stat`` of the very file read (no check/use race)."""
+@attrs.frozen
+class _Read:
+    """One config file read through one descriptor, and what the walk to it found."""
+
+    text: str
+    #: ``fstat`` of the very descriptor read (no check/use race).
+    st: os.stat_result
+    #: The resolved path.
+    real: Path
+    unsafe: tuple[Unsafe, ...]
+
+
+def _read(path: Path, shown: str, *, owners: frozenset[int]) -> _Read:
+    """Resolve *path* from ``/`` (:func:`~resticm_core.trusted_path.open_trusted`) and read
+    it through the descriptor that walk opened, so the file checked is the file read."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            st = os.fstat(stream.fileno())
-            return stream.read(), st
+        with open_trusted(path, owners=owners, read=True) as opened:
+            with open(opened.fd, encoding="utf-8", closefd=False) as stream:
+                text = stream.read()
+            return _Read(text=text, st=opened.st, real=opened.path, unsafe=opened.unsafe)
     except UnicodeDecodeError as exc:
         raise ConfigError(
             [f"cannot read config {shown}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
         ) from None
     except OSError as exc:
         raise ConfigError([f"cannot read config {shown}: {exc.strerror or exc}"]) from None
+
+
+def _path_problems(read: _Read, uid: int) -> list[str]:
+    """Directories and symlinks on the way to the config that someone else could swap:
+    as bad as a writable file (issue 13; DESIGN §10's "further ancestors are not
+    checked" no longer holds)."""
+    subject = f"config {read.real}"
+    messages = []
+    for part in read.unsafe:
+        label = "symlink" if part.symlink else "directory"
+        messages += describe_unsafe(
+            part,
+            subject=subject,
+            label=label,
+            runs_as=_user_name(uid),
+            where=f" (on the way to {subject})",
+        )
+    return messages
 
 
 def _parse(text: str, shown: str) -> object:
@@ -521,18 +552,35 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     chosen, _also_found = find_config_path(path, environ=env)
-    real = Path(os.path.realpath(chosen))
     shown = str(chosen)
-    text, st = _read(chosen, shown)
-    data = _parse(text, shown)
+    uid = os.geteuid()
+    read = _read(chosen, shown, owners=frozenset(_allowed_owners(uid, env)))
+    real = read.real
+    data = _parse(read.text, shown)
     if check_permissions:
-        problems = check_config_permissions(real, data, st=st, environ=env)
+        problems = check_config_permissions(real, data, st=read.st, environ=env)
+        problems += _path_problems(read, uid)
         if problems:
             raise ConfigError(problems)
     if registry is None:
         registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
     config = _structure(_Document(shown, data), registry, base_dir=real.parent, environ=env)
     return _anchor_paths(attrs.evolve(config, source_path=real))
+
+
+def read_config_text(path: Path, *, environ: Mapping[str, str]) -> tuple[str, Path]:
+    """The text and real path of the config at *path*, read as :func:`load_config` reads
+    it (resolved from ``/``, through one descriptor), refused on the same path problems.
+
+    For tools that rewrite a config (``config validate --from-go``): they must not
+    trust a file :func:`load_config` would refuse to read.
+    """
+    uid = os.geteuid()
+    read = _read(path, str(path), owners=frozenset(_allowed_owners(uid, environ)))
+    problems = _path_problems(read, uid)
+    if problems:
+        raise ConfigError(problems)
+    return read.text, read.real
 
 
 def config_from_dict(
@@ -580,38 +628,14 @@ def _anchor_paths(config: Config) -> Config:
     )
 
 
-def config_warnings(config: Config) -> list[str]:
-    """Problems that do not stop a load: hook files missing, not executable...
+def config_warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What will make a run fail or lose something, found without running anything.
 
-    Each hook's own ``check()`` decides; a missing hook file fails that hook at
-    run time (it is not skipped), so it is worth saying early.
+    Commands log these as warnings and go on (the step concerned fails with the same
+    message); ``config validate`` and ``schedule install`` refuse the errors among
+    them (:func:`resticm_core.config_check.check_config`).
     """
-    warnings = []
-    for phase in Phase:
-        ctx = HookContext(phase=phase, command="validate", env={}, config_dir=config.config_dir)
-        for i, hook in enumerate(config.hooks.for_phase(phase.value)):
-            try:
-                problems = hook.check(ctx)
-            except Exception as exc:  # a plugin's bug must not stop every command
-                problems = [
-                    f"check() of hook kind {hook.kind!r} crashed: {type(exc).__name__}: {exc}"
-                ]
-            warnings += [f"hooks.{phase.value}[{i}]: {problem}" for problem in problems]
-    return warnings + _dump_warnings(config)
+    from .config_check import check_config
 
-
-def _dump_warnings(config: Config) -> list[str]:
-    """Each dump source's own static check: tool installed, password file there."""
-    if not config.dumps:
-        return []
-    from .dumps import DumpContext, dump_environment
-
-    ctx = DumpContext(env=dump_environment(os.environ), config_dir=config.config_dir)
-    warnings = []
-    for i, dump in enumerate(config.dumps):
-        try:
-            problems = dump.check(ctx)
-        except Exception as exc:  # a plugin's bug must not stop every command
-            problems = [f"check() of dump type {dump.kind!r} crashed: {type(exc).__name__}: {exc}"]
-        warnings += [f"dumps[{i}]: {problem}" for problem in problems]
-    return warnings
+    found = check_config(config, environ=os.environ if environ is None else environ)
+    return [*found.errors, *found.warnings]

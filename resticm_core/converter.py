@@ -433,6 +433,9 @@ class _HookEntries:
         as_list = _list_factory(t, conv)
 
         def structure(value: object, _: object) -> Any:
+            # The Go tool's ``pre_backup: ""`` means "no hook" (its default value).
+            if isinstance(value, str) and not value.strip():
+                return ()
             # The Go tool's ``pre_backup: /path`` stays valid: one entry, no index.
             if isinstance(value, str | Mapping):
                 return (self.structure_entry(value, Hook),)

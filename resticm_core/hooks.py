@@ -30,6 +30,7 @@ import attrs
 
 from .phases import HookResult, Outcome, Phase
 from .process import ProcessResult, run_process
+from .trusted_path import Unsafe, describe_unsafe, open_trusted
 
 #: Seconds a hook may run before its process group is stopped (``timeout:`` overrides).
 DEFAULT_HOOK_TIMEOUT = 3600.0
@@ -220,15 +221,23 @@ def failed_result(*, name: str, kind: str, phase: Phase, error: str) -> HookResu
 
 
 def check_hook_file(path: Path, *, display: str | None = None) -> list[str]:
-    """The safety checks DESIGN §10 asks of every hook file (scripts and ``.d`` modules).
+    """The safety checks every hook file gets (scripts and ``.d`` modules), DESIGN §10
+    as tightened by issue 13: empty when the file may run.
 
     Refused, each with the fix in the message: missing, not a regular file, not
     executable, writable by group/others, owned by neither root nor the current
-    user; the same for the directory that contains it.
+    user; and anything on the way to it that someone else could swap
+    (:func:`~resticm_core.trusted_path.open_trusted`): every directory of the
+    resolved path up to ``/`` and of the path as written, and every symlink
+    followed. When nothing is refused, no one but root and the current user can
+    change what *path* resolves to or what the file holds, so executing *path*
+    afterwards runs the very file checked here (no check/use race), and ``$0``
+    stays the path as configured.
     """
     shown = display or str(path)
     try:
-        st = path.stat()
+        with open_trusted(path, owners=trusted_owners()) as opened:
+            st, real, unsafe = opened.st, opened.path, opened.unsafe
     except FileNotFoundError:
         hint = ""
         if " " in path.name:
@@ -236,27 +245,58 @@ def check_hook_file(path: Path, *, display: str | None = None) -> list[str]:
         return [f"hook {shown} does not exist{hint}"]
     except OSError as exc:
         return [f"cannot access hook {shown}: {exc.strerror}"]
-    problems: list[str] = []
     if not stat.S_ISREG(st.st_mode):
         return [f"hook {shown} is not a regular file"]
+    problems: list[str] = []
     if not st.st_mode & 0o111:
         problems.append(f"hook {shown} is not executable (fix: chmod u+x {path})")
     problems.extend(_ownership_problems(path, st, "hook"))
-    try:
-        parent = path.parent.stat()
-    except OSError as exc:
-        problems.append(f"cannot access the directory of hook {shown}: {exc.strerror}")
-    else:
-        problems.extend(_ownership_problems(path.parent, parent, "hook directory"))
+    problems.extend(path_problems(unsafe, subject=f"hook {shown}", parent=real.parent))
+    if not problems and not _kernel_agrees(path, st):
+        # Only possible if the walk and the kernel resolved differently, or something
+        # changed meanwhile: never run a file other than the one checked.
+        problems.append(f"hook {shown} changed while it was being checked; not running it")
     return problems
+
+
+def _kernel_agrees(path: Path, st: os.stat_result) -> bool:
+    """The kernel's own resolution of *path* reaches the inode the walk checked."""
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def path_problems(unsafe: Iterable[Unsafe], *, subject: str, parent: Path | None) -> list[str]:
+    """Messages for what :func:`open_trusted` found unsafe on the way to a hook.
+
+    *parent* (the directory holding the resolved file) is called ``hook directory``
+    as before; further directories and symlinks are named ``directory ... (on the
+    way to ...)`` so the message says which one to fix.
+    """
+    runs_as = _whoami()
+    messages: list[str] = []
+    for part in unsafe:
+        if part.path == parent and not part.symlink:
+            label, where = "hook directory", ""
+        else:
+            label = "symlink" if part.symlink else "directory"
+            where = f" (on the way to {subject})"
+        messages.extend(
+            describe_unsafe(part, subject=subject, label=label, runs_as=runs_as, where=where)
+        )
+    return messages
+
+
+def trusted_owners() -> frozenset[int]:
+    """Whose files, directories and symlinks a hook may go through: root and us."""
+    return frozenset({0, os.geteuid()})
 
 
 def _ownership_problems(path: Path, st: os.stat_result, what: str) -> list[str]:
     problems = []
-    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    # In a sticky directory (/tmp) others may add files but cannot replace ours.
-    sticky_dir = what == "hook directory" and st.st_mode & stat.S_ISVTX
-    if writable and not sticky_dir:
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problems.append(
             f"{what} {path} is writable by group or others, so anyone could change "
             f"what runs as {_whoami()} (fix: chmod go-w {path})"

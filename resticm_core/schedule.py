@@ -395,9 +395,17 @@ def _remove(schedule: Schedule, directory: Path, *, touch_systemd: bool, dry_run
 
 def _validate_config(path: str, environ: Mapping[str, str]) -> None:
     """Refuse to schedule a config that would fail every night (ConfigError: exit 2)."""
+    from .config_check import check_config
     from .config_file import load_config
+    from .errors import ConfigError
 
-    load_config(path, environ=environ)
+    config = load_config(path, environ=environ)
+    found = check_config(config, environ=environ)
+    if not found.ok:
+        raise ConfigError(
+            [f"{path}: {error}" for error in found.errors]
+            + ["not scheduled: fix these first (resticm config validate lists them)"]
+        )
 
 
 __all__: Sequence[str] = (

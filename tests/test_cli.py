@@ -108,8 +108,11 @@ def test_config_error_is_located_exit_2_without_traceback(
 def test_config_validate(tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]) -> None:
     cfg = write_config(tmp_path, repo, source, hooks=f"  pre_backup: {tmp_path}/missing.sh\n")
     result = resticm("config", "validate", "-c", str(cfg), env=environ)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("OK:") and "missing.sh" in result.stdout
+    # A missing hook fails every run: validate says so and exits 2 (issue 16).
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith("FAILED:")
+    assert "  error: hooks.pre_backup[0]: hook" in result.stdout and "missing.sh" in result.stdout
+    assert result.stdout.count("missing.sh") == 1 and "missing.sh" not in result.stderr
 
 
 def test_world_readable_config_with_password_is_refused(

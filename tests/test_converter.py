@@ -713,3 +713,11 @@ def test_config_from_dict_base_dir_becomes_the_config_dir(
     # Python hooks import from config_dir and relative script paths resolve
     # against it, so a mapping's base_dir must reach the Config.
     assert load(MINIMAL, registry, base_dir=tmp_path).config_dir == tmp_path
+
+
+def test_an_empty_string_is_no_hook_as_in_the_go_tool(registry: PluginRegistry) -> None:
+    # The Go tool's config.example.yaml writes ``pre_backup: ""`` for "no hook".
+    phases = ("pre_backup", "post_backup", "on_success", "on_error", "finally")
+    config = load({**MINIMAL, "hooks": {p: ("" if i % 2 else "  ") for i, p in enumerate(phases)}},
+                  registry)
+    assert all(config.hooks.for_phase(p) == () for p in phases)

@@ -151,11 +151,12 @@ def test_disabled_plugin_kind_is_a_located_config_error(
 def test_check_reports_a_missing_target_directory(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The plugin's check() runs at load: `resticm config validate` warns, nothing is written."""
+    """The plugin's check() runs at load: `resticm config validate` refuses what would
+    fail the hook every run (exit 2), and nothing is written."""
     out = tmp_path / "missing" / "hello.txt"
     cfg, _ = write_config(tmp_path, tmp_path / "repo", tmp_path, out)
     result = resticm("config", "validate", "-c", str(cfg), env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr
     assert f"hooks.pre_backup[0]: hello: directory {out.parent} does not exist" in result.stdout
     assert not out.parent.exists()
 

@@ -26,7 +26,8 @@ The orchestrator script of the hooks guide, built in (DESIGN §4, §10):
   whole backup softly: the modules after it do not run.
 - The directory itself must exist and must not be writable by group/others or
   owned by another user — even with the sticky bit, since anyone could *add* a
-  module that would then run. An empty directory runs nothing and succeeds.
+  module that would then run. Every directory and symlink on the way to it is
+  checked as for a script hook. An empty directory runs nothing and succeeds.
 """
 
 from __future__ import annotations
@@ -41,9 +42,17 @@ from typing import ClassVar
 
 import attrs
 
-from ..hooks import Hook, HookContext, check_hook_file, failed_result
+from ..hooks import (
+    Hook,
+    HookContext,
+    check_hook_file,
+    failed_result,
+    path_problems,
+    trusted_owners,
+)
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome
+from ..trusted_path import open_trusted
 from .script import dry_run_result, report_result, run_hook_file
 
 #: Editor and package-manager leftovers that never run (DESIGN §10 "Directory runner").
@@ -166,9 +175,15 @@ class DirectoryHook(Hook):
 
 
 def directory_problems(directory: Path) -> list[str]:
-    """Why *directory* cannot be used as a hook directory (empty list: it can)."""
+    """Why *directory* cannot be used as a hook directory (empty list: it can).
+
+    Beyond its own mode and owner, everything on the way to it is checked as for a
+    hook file (:func:`~resticm_core.hooks.check_hook_file`): every directory up to
+    ``/``, of the resolved path and of the path as written, and every symlink.
+    """
     try:
-        st = directory.stat()
+        with open_trusted(directory, owners=trusted_owners()) as opened:
+            st, unsafe = opened.st, opened.unsafe
     except FileNotFoundError:
         return [f"hook directory {directory} does not exist"]
     except OSError as exc:
@@ -189,7 +204,7 @@ def directory_problems(directory: Path) -> list[str]:
             f"hook directory {directory} is owned by uid {st.st_uid}, neither root nor "
             f"the current user (fix: chown {who} {directory})"
         )
-    return problems
+    return problems + path_problems(unsafe, subject=f"hook directory {directory}", parent=None)
 
 
 def plan_directory(directory: Path) -> _Plan:

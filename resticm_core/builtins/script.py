@@ -13,10 +13,14 @@ Behaviour (DESIGN §4 and §10):
 - ``path`` has ``~`` expanded and, when relative, is taken against the config
   file's directory. It is a path only: arguments go in ``args:``.
 - Before running, the file is checked (:func:`~resticm_core.hooks.check_hook_file`):
-  it must exist, be executable, and neither it nor its directory may be writable
-  by group/others or owned by someone else than root or the current user. A
-  problem fails the hook with the fix in the message; a *missing* file is a
-  failure too (the Go tool skipped it silently). The checks also run in dry runs.
+  it must exist, be executable, and neither it nor any directory on the way to it
+  (up to ``/``, through every symlink) nor any symlink followed may be writable by
+  group/others (sticky directories excepted) or owned by someone else than root or
+  the current user. A problem fails the hook with the fix in the message; a
+  *missing* file is a failure too (the Go tool skipped it silently). The checks
+  also run in dry runs.
+- Once checked, nobody else can change what the path leads to, so the file is
+  executed by its configured path (``$0`` stays meaningful), not by descriptor.
 - The file is executed directly (``[path, *args]``, no shell) in its own process
   group with the hook environment plus the hook's ``env:``; its output is streamed
   line by line to the output sink, only a bounded tail is kept in memory.

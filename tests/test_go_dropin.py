@@ -1,0 +1,117 @@
+"""A config and command lines written for the Go resticm keep working (issue 16).
+
+Each test runs the real ``resticm`` on a config in the Go tool's own format
+(reference/resticm-spec.md §3): the flat keys, string hooks, ``backends:``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASSWORD, requires_restic, snapshot_ids
+
+
+def resticm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "resticm_core", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def go_config(tmp_path: Path, repo: Path, source: Path, extra: str = "") -> Path:
+    """The shape of the Go tool's config.example.yaml: empty strings mean "no hook"."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f'repository: "{repo}"\n'
+        f'password: "{PASSWORD}"\n'
+        f"directories:\n  - {source}\n"
+        "hooks:\n"
+        '  pre_backup: ""\n'
+        '  post_backup: ""\n'
+        '  on_error: ""\n'
+        '  on_success: ""\n'
+        "backends:\n"
+        "  offsite:\n"
+        f'    repository: "{tmp_path / "offsite"}"\n'
+        '    password: ""\n'
+        f"logging:\n  file: {tmp_path / 'log' / 'resticm.log'}\n"
+        + extra
+    )
+    path.chmod(0o600)
+    return path
+
+
+@requires_restic
+@pytest.mark.restic
+def test_empty_hook_strings_mean_no_hook(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = go_config(tmp_path, repo, source)
+    validate = resticm("-c", str(cfg), "config", "validate", env=environ)
+    assert validate.returncode == 0, validate.stderr
+    backup = resticm("-c", str(cfg), "backup", env=environ)
+    assert backup.returncode == 0, backup.stderr
+    assert len(snapshot_ids(repo, tmp_path / "cache")) == 1
+
+
+def test_unlock_force_is_accepted(tmp_path: Path, source: Path, environ: dict[str, str]) -> None:
+    cfg = go_config(tmp_path, tmp_path / "repo", source)
+    env = environ
+    for flag in ("-f", "--force"):
+        result = resticm("-c", str(cfg), "unlock", flag, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "resticm lock: free" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["verify", "--sample", "0"], "argument --sample: must be at least 1, got 0"),
+        (["check", "--subset", "abc"], "argument --subset: expected N/M"),
+        (["check", "--subset", "3/2"], "N/M needs 1 <= N <= M"),
+        (["check", "--subset", "0%"], "a percentage must be above 0"),
+        (["--lock-wait", "-5", "backup"], "argument --lock-wait: must be 0 or more seconds"),
+        (["backup", "--lock-wait", "soon"], "expected a number of seconds, got 'soon'"),
+        (["backup", "--deep"], "unrecognized arguments: --deep"),
+        (["backup", "--all-hosts"], "unrecognized arguments: --all-hosts"),
+    ],
+)
+def test_usage_errors_exit_2_before_anything_runs(
+    tmp_path: Path, source: Path, environ: dict[str, str], argv: list[str], complaint: str
+) -> None:
+    cfg = go_config(tmp_path, tmp_path / "repo", source)
+    result = resticm("-c", str(cfg), *argv, env=environ)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_full_keeps_deep_and_all_hosts(
+    tmp_path: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = go_config(tmp_path, tmp_path / "repo", source)
+    result = resticm("-c", str(cfg), "-n", "full", "--deep", "--all-hosts", env=environ)
+    assert "unrecognized arguments" not in result.stderr
+
+
+def test_env_for_a_backend_without_password_is_an_error(
+    tmp_path: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = go_config(tmp_path, tmp_path / "repo", source)
+    result = resticm("-c", str(cfg), "env", "-b", "offsite", env=environ)
+    assert result.returncode == 2
+    assert "password not configured for backend 'offsite'" in result.stderr
+    assert "password, password_file or password_command" in result.stderr
+    assert "backends.offsite" in result.stderr
+    assert result.stdout == ""
+    primary = resticm("-c", str(cfg), "env", env=environ)
+    assert primary.returncode == 0, primary.stderr
+    assert f"export RESTIC_PASSWORD='{PASSWORD}'" in primary.stdout
