@@ -177,7 +177,7 @@ def url_secrets(text: str) -> list[str]:
     """The secret parts of every URL in *text*, as written there.
 
     - the password of ``scheme://user:password@host`` (a repository, a copy backend);
-    - Slack ``https://hooks.slack.com/services/T/B/XXXX``: the path after ``services/``;
+    - Slack ``https://hooks.slack.com/services/T/B/XXXX``: the path after its first part;
     - Discord ``https://discord.com/api/webhooks/ID/TOKEN``: the token;
     - Healthchecks ``https://hc-ping.com/UUID`` (or ``/PING-KEY/slug``) and a
       self-hosted ``.../ping/UUID``: the UUID or ping key (anyone holding it can
