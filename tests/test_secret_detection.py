@@ -18,10 +18,12 @@ from pathlib import Path
 import attrs
 import pytest
 
+from resticm_core.ansible_module import run_module
 from resticm_core.config import Config
 from resticm_core.config_file import config_from_dict, inline_secrets, load_config
 from resticm_core.plugin_manager import PluginRegistry
 from resticm_core.secrets import MASK, Redactor, find_secrets, secret_values
+from resticm_core.testing import FakeRestic, RecordingSink
 
 HEAD = "repository: /srv/restic-repo\npassword_file: pw\n"
 
@@ -268,3 +270,31 @@ def test_models_keep_their_credentials_in_one_class() -> None:
     offsite = config.repository_named("offsite")
     assert offsite.password_file == "/etc/restic/offsite-pw"
     assert offsite.storage_secrets() == ["sas-5"]
+
+
+def test_ansible_warns_of_a_webhook_token_in_config_content(tmp_path: Path) -> None:
+    # The Ansible module's "secrets inline" warning uses the same list: a Slack URL
+    # in config_content ends up in Ansible's invocation log like a password would.
+    (tmp_path / "pw").write_text("repository password\n")
+    content = {
+        "repository": str(tmp_path / "repo"),
+        "password_file": str(tmp_path / "pw"),
+        "directories": [str(tmp_path)],
+        "logging": {"file": "", "console": False},
+        "notifications": {
+            "providers": [{"type": "slack", "url": "https://hooks.slack.com/services/T/B/XXXX1"}]
+        },
+    }
+    fake = FakeRestic()
+    fake.respond("backup", stdout=[FakeRestic.summary_line("1a2b3c4d")])
+    params = {"config": None, "config_content": content, "command": "backup", "no_hooks": False}
+    result = run_module(
+        {**params, "tags": [], "password": None},
+        False,
+        runner=fake,
+        lock_dir=tmp_path / "locks",
+        output=RecordingSink(),
+        environ={"PATH": os.environ.get("PATH", "")},
+    )
+    assert "failed" not in result, result
+    assert any("config_content holds secrets inline" in w for w in result.get("warnings", []))
