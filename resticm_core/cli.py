@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .cli_types import non_negative_seconds
@@ -30,9 +31,9 @@ exit codes:
 PHASES = ("pre_backup", "post_backup", "on_success", "on_error", "finally")
 
 
-def _global_options(suppress: bool) -> argparse.ArgumentParser:
+def _global_options(suppress: bool) -> _Parser:
     """The global flags; subcommands get a copy whose defaults do not override."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(add_help=False)
     default: Callable[[Any], Any] = (lambda _v: argparse.SUPPRESS) if suppress else (lambda v: v)
     group = parser.add_argument_group("global options")
     group.add_argument(
@@ -119,7 +120,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     when its name is in *argv*; its one-line help is listed either way.
     """
     sub_globals = _global_options(suppress=True)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resticm",
         description="restic backups as an explicit workflow of hooked phases. "
         "Without a command: backup, then forget (and prune/check when asked), then copy "
@@ -238,7 +239,15 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         # `run ARGS...`: everything after `run` is restic's, untouched (even -c, -v, -h).
         arguments, restic_args = split_run_argv(arguments)
     parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
+    want_json = "--json" in arguments
+    try:
+        args = parser.parse_args(arguments)
+    except _UsageExit as exc:
+        sys.stderr.write(exc.usage)
+        print(exc.text, file=sys.stderr)
+        if want_json:
+            _print_json_error(exc.text, [])
+        return 2
     if restic_args is not None:
         args.restic_args = restic_args
     env = dict(os.environ if environ is None else environ)
@@ -248,10 +257,70 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return _dispatch(args, env)
     except ResticmError as exc:
         _print_error(exc)
+        if want_json:
+            located = _located(exc)
+            summary = f"configuration error ({len(located)} problem(s))" if located else str(exc)
+            _print_json_error(summary or type(exc).__name__, located)
         return exc.exit_code
     except KeyboardInterrupt:
         print("resticm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `resticm snapshots | head`: the reader is gone, which is not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off
+
+
+class _UsageExit(Exception):
+    """argparse's usage error, raised instead of printed-and-exited, so that
+    ``--json`` can add its error object (exit 2 either way)."""
+
+    def __init__(self, usage: str, text: str) -> None:
+        super().__init__(text)
+        self.usage, self.text = usage, text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageExit(self.format_usage(), f"{self.prog}: error: {message}")
+
+
+# ``file:line[:col]: key.path: message`` as config_file words every located problem.
+_LOCATED = re.compile(
+    r"^(?P<file>[^\s:][^:]*?):(?P<line>\d+)(?::\d+)?: "
+    r"(?:(?P<path>[A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*): )?(?P<message>.*)$"
+)
+
+
+def _located(exc: Exception) -> list[dict[str, object]]:
+    from .errors import ConfigError
+
+    if not isinstance(exc, ConfigError):
+        return []
+    found: list[dict[str, object]] = []
+    for text in exc.messages:
+        match = _LOCATED.match(text)
+        if match is None:
+            found.append({"file": None, "line": None, "path": None, "message": text})
+        else:
+            found.append(
+                {
+                    "file": match["file"],
+                    "line": int(match["line"]),
+                    "path": match["path"],
+                    "message": match["message"],
+                }
+            )
+    return found
+
+
+def _print_json_error(error: str, errors: list[dict[str, object]]) -> None:
+    """``--json``: a failure is a JSON object on stdout too (scripts parse stdout)."""
+    import json
+
+    print(json.dumps({"ok": False, "error": error, "errors": errors}))
 
 
 def _print_error(exc: Exception) -> None:

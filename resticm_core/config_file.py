@@ -525,7 +525,7 @@ def _has_primary_password(
         return True
     # A vault or keyring plugin may answer at run time; we cannot ask it here
     # without side effects, so its presence is enough.
-    return bool(registry.pm.hook.resticm_repository_password.get_hookimpls())
+    return registry.has_password_plugins()
 
 
 # -- front doors ------------------------------------------------------------------

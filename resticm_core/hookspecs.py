@@ -22,7 +22,7 @@ Arguments are never renamed or removed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .config import Config, Repository
     from .dumps import DumpSource
     from .hooks import Hook
+    from .notifiers import Notifier
     from .phases import PhaseResult, RunReport, StepResult
 
 PROJECT_NAME = "resticm"
@@ -51,11 +52,12 @@ def resticm_hook_types() -> Iterable[type[Hook]]:  # type: ignore[empty-body]
 
 
 @hookspec
-def resticm_notifier_types() -> Iterable[type[Any]]:  # type: ignore[empty-body]
+def resticm_notifier_types() -> Iterable[type[Notifier]]:  # type: ignore[empty-body]
     """Return the notifier classes this plugin provides.
 
-    Each class sets a unique ``kind`` class variable (the provider ``type`` in
-    ``notifications.providers``). Two plugins returning the same kind is an error.
+    Each class subclasses :class:`resticm_core.Notifier` and sets a unique ``kind``
+    class variable (the provider ``type`` in ``notifications.providers``). Two
+    plugins returning the same kind is an error.
 
     :returns: an iterable of notifier classes.
     """

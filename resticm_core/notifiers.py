@@ -439,12 +439,35 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f}s"
 
 
+def _used_repository(report: RunReport, config: Config) -> str:
+    """The URL of the repository the run wrote to or checked (redacted): the active
+    backend when the run used one (the Go tool's payloads name it), else the primary."""
+    names = {s.repository for s in report.steps if s.name in ("backup", "preflight")}
+    names = names or {s.repository for s in report.steps}
+    if len(names) == 1:
+        (name,) = names
+        if name in config.backends:
+            return redact_url(config.backends[name].repository)
+    return redact_url(config.repository)
+
+
+def _single_backend(report: RunReport) -> str | None:
+    """The backend a maintenance command ran on alone (the Go tool's single-backend mode:
+    an active backend other than the primary), else None (mirror mode)."""
+    names = {s.repository for s in report.steps}
+    if len(names) == 1:
+        (name,) = names
+        if name != "primary":
+            return name
+    return None
+
+
 def report_details(report: RunReport, config: Config) -> dict[str, str]:
     """The facts of a run, in a fixed order, for every event about it."""
     details = {
         "host": report.host,
         "command": report.command,
-        "repository": redact_url(config.repository),
+        "repository": _used_repository(report, config),
         "duration": _duration(report.duration),
         "exit_code": str(report.exit_code),
     }
@@ -458,10 +481,11 @@ def report_details(report: RunReport, config: Config) -> dict[str, str]:
     failed = [s for s in report.steps if s.failed]
     for step in failed:
         details[f"{step.name}@{step.repository}"] = f"failed: {step.error}"
+    # "; " as the Go tool joins them: one line in every chat message and header.
     if report.errors:
-        details["errors"] = "\n".join(report.errors)
+        details["errors"] = "; ".join(report.errors)
     if report.warnings:
-        details["warnings"] = "\n".join(report.warnings)
+        details["warnings"] = "; ".join(report.warnings)
     return details
 
 
@@ -486,7 +510,8 @@ def event_for_report(report: RunReport, config: Config, *, log_tail: Sequence[st
         status = EventStatus.SUCCESS
         title, body = success_title, f"{subject} completed successfully on {host}"
         if report.command == "full":
-            details["backends"] = str(len(config.backends) + 1)
+            # The Go tool: the primary and each copy backend (not every defined backend).
+            details["backends"] = str(len(config.copy_to_backends) + 1)
     elif report.exit_code == 3:
         status = EventStatus.WARNING
         title = "⚠️ Backup Completed with Warnings"
@@ -661,11 +686,17 @@ def events_for_report(
             return []  # the Go tool never sent success for these commands
         title, subject = _MAINTENANCE[report.command]
         failed = sorted({s.repository for s in report.steps if s.failed})
-        if len(failed) == 1:
-            body = f"{subject} on {report.host} backend '{failed[0]}'"
-        else:
-            body = f"{subject} on {report.host} - {len(failed) or 1} backend(s) affected"
         details = report_details(report, config)
+        single = _single_backend(report)
+        if single is not None:
+            # Single-backend mode (an active backend): the Go payload's backend and error.
+            body = f"{subject} on {report.host} backend '{single}'"
+            details["backend"] = single
+            errors = [s.error for s in report.steps if s.failed and s.error] or list(report.errors)
+            details["error"] = errors[0] if errors else f"exit code {report.exit_code}"
+        else:
+            # Mirror mode (the primary, then each copy backend): counted, even for one.
+            body = f"{subject} on {report.host} - {len(failed) or 1} backend(s) affected"
         return [
             Event(
                 title=title,

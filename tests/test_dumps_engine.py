@@ -58,11 +58,19 @@ class ScriptDump(DumpSource):
         return any(f'database "{database}" does not exist' in line for line in lines)
 
 
-PLUGIN = types.SimpleNamespace(resticm_dump_types=hookimpl(lambda: [ScriptDump]))
+def dump_plugin(*classes: type[DumpSource]) -> types.ModuleType:
+    """A plugin module providing *classes* through ``resticm_dump_types``."""
+    module = types.ModuleType("resticm_test_dumps")
+    module.resticm_dump_types = hookimpl(lambda: list(classes))  # type: ignore[attr-defined]
+    return module
 
 
-def registry() -> PluginRegistry:
-    return PluginRegistry.default(plugins=[PLUGIN])
+PLUGIN = dump_plugin(ScriptDump)
+
+
+def registry(plugin: types.ModuleType = PLUGIN) -> PluginRegistry:
+    """The builtins and *plugin* only: an installed resticm-dumps must not change these tests."""
+    return PluginRegistry.default(plugins=[plugin], entry_points=False)
 
 
 def make_config(tmp_path: Path, repo: Path, dumps: list[dict[str, Any]], **extra: Any) -> Any:
@@ -358,10 +366,9 @@ def test_config_validate_warns_about_a_dump_whose_tool_is_missing(tmp_path: Path
         def check(self, ctx: DumpContext) -> list[str]:
             return ["pg_dump is not installed or not on PATH"]
 
-    plugin = types.SimpleNamespace(resticm_dump_types=hookimpl(lambda: [NeedsTool]))
     config = config_from_dict(
         {"repository": "/r", "password": "pw", "dumps": [{"type": "needs-tool"}]},
-        registry=PluginRegistry.default(plugins=[plugin]),
+        registry=registry(dump_plugin(NeedsTool)),
     )
     assert config_warnings(config) == ["dumps[0]: pg_dump is not installed or not on PATH"]
 

@@ -6,6 +6,7 @@ Each test runs the real ``resticm`` on a config in the Go tool's own format
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,26 @@ def test_env_for_a_backend_without_password_is_an_error(
     primary = resticm("-c", str(cfg), "env", env=environ)
     assert primary.returncode == 0, primary.stderr
     assert f"export RESTIC_PASSWORD='{PASSWORD}'" in primary.stdout
+
+
+def test_json_failures_print_an_error_object_on_stdout(
+    tmp_path: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = go_config(tmp_path, tmp_path / "repo", source, extra="verify_no_locks: yes\n")
+    result = resticm("-c", str(cfg), "--json", "backup", env=environ)
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["error"].startswith("configuration error")
+    assert doc["errors"] == [
+        {"file": str(cfg), "line": 16, "path": "verify_no_locks",
+         "message": "expected true or false, got 'yes'"},
+    ]
+    assert "verify_no_locks: expected true or false" in result.stderr  # the text as well
+    usage = resticm("-c", str(cfg), "verify", "--sample", "0", "--json", env=environ)
+    assert usage.returncode == 2
+    error = json.loads(usage.stdout)["error"]
+    assert error.endswith("argument --sample: must be at least 1, got 0")
+    assert "usage: resticm verify" in usage.stderr
+    missing = resticm("-c", str(tmp_path / "nope.yaml"), "--json", "snapshots", env=environ)
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["errors"][0]["message"].startswith("config file not found")

@@ -261,6 +261,39 @@ def test_partial_backup_is_success_with_marker_and_exit_3(
     assert report.snapshot_id in snapshot_ids(repo, Path(environ["RESTIC_CACHE_DIR"]))
 
 
+
+def test_partial_backup_and_a_failing_step_exit_1(
+    tmp_path: Path,
+    repo: Path,
+    source: Path,
+    calls: CallLog,
+    sleeper: int,
+    environ: dict[str, str],
+    do_run: Callable[..., RunReport],
+) -> None:
+    """Exit-code precedence: a failure (1) beats a partial backup (3).
+
+    The backup is partial (restic exits 3 on an unreadable file) and the forget after it
+    fails (restic refuses the retention policy): the run is a failure, on_error runs.
+    """
+    hooks = recording_hooks(tmp_path, calls)
+    unreadable = f"/proc/{sleeper}/mem"
+    config = make_config(
+        repo, [source, unreadable], hooks, tmp_path, retention={"keep_within": "not-a-duration"}
+    )
+    report = do_run(config, "default")
+
+    assert [(s.name, s.outcome) for s in report.steps] == [
+        ("preflight", Outcome.OK),
+        ("backup", Outcome.PARTIAL),
+        ("forget", Outcome.FAILED),
+    ]
+    assert report.backup_status is BackupStatus.PARTIAL  # the snapshot was written
+    assert report.snapshot_id in snapshot_ids(repo, Path(environ["RESTIC_CACHE_DIR"]))
+    assert report.exit_code == 1
+    assert calls.tags() == ["pre_backup", "post_backup", "on_error", "finally"]
+    assert "restic forget failed on primary" in calls.entry("on_error")["ERROR"]
+
 # -- post_backup fails ---------------------------------------------------------------------------
 
 
