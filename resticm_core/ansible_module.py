@@ -26,7 +26,7 @@ from .locking import ProcessLock, lock_key
 from .phases import Outcome, RunReport, StepKind, StepResult
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, forget_args
-from .secrets import Redactor
+from .secrets import Redactor, find_secrets, secret_values
 
 #: Commands the module runs. ``backup``/``default``/``full`` go through the
 #: workflow (hooks included); the others call restic directly, without hooks.
@@ -318,13 +318,8 @@ def _load(
 
 
 def _inline_secrets(content: Mapping[str, Any]) -> bool:
-    keys = ("password", "aws_secret_access_key")
-    if any(content.get(k) for k in keys):
-        return True
-    backends = content.get("backends")
-    return isinstance(backends, Mapping) and any(
-        isinstance(b, Mapping) and any(b.get(k) for k in keys) for b in backends.values()
-    )
+    # The same list the permission check of a config file uses.
+    return any(True for _ in find_secrets(content))
 
 
 def _mask(value: Any, redactor: Redactor) -> Any:
@@ -608,9 +603,7 @@ def main() -> None:
     # Secrets written inside config_content are masked in the echoed invocation too.
     content = module.params.get("config_content")
     if isinstance(content, Mapping):
-        for key in ("password", "aws_secret_access_key"):
-            if isinstance(content.get(key), str) and content[key]:
-                module.no_log_values.add(content[key])
+        module.no_log_values.update(secret_values(content))
     if result.get("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -559,11 +559,7 @@ def cmd_env(
             f"password not configured for backend '{repo.name}' (set {keys} in {where})"
         )
     variables[password[0]] = password[1]
-    if repo.aws_access_key_id:
-        variables["AWS_ACCESS_KEY_ID"] = repo.aws_access_key_id
-    if repo.aws_secret_access_key:
-        variables["AWS_SECRET_ACCESS_KEY"] = repo.aws_secret_access_key
-    variables.update(repo.env)
+    variables.update(repo.storage_environment())
     for name, value in variables.items():
         if shell == "bash":
             line = f"export {name}={_quote(value, shell)}"

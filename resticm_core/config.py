@@ -16,20 +16,55 @@ import attrs
 from .dumps import DumpSource
 from .hooks import DEFAULT_HOOK_TIMEOUT, DEFAULT_KILL_GRACE, Hook
 from .notifiers import DEFAULT_DEADLINE, Notifier
+from .secrets import MIN_SECRET_LENGTH, is_secret_name, secret_values
 
 PRIMARY = "primary"
-#: Words that mark an ``env:`` variable as a secret (its value is redacted everywhere).
-SECRET_NAME_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL", "PASS")
-
-
-def _secret_env(env: Mapping[str, str]) -> list[str]:
-    return [v for k, v in env.items() if any(w in k.upper() for w in SECRET_NAME_WORDS)]
 
 
 def _secret() -> str | None:
-    # repr=False keeps secrets out of reprs, tracebacks and debug logs.
+    # repr=False keeps secrets out of reprs, tracebacks and debug logs (and the
+    # converter never echoes the value of such a field in an error).
     field: str | None = attrs.field(default=None, repr=False)
     return field
+
+
+@attrs.frozen(kw_only=True)
+class Credentials:
+    """The credential keys of a repository, written once.
+
+    The primary's are top-level keys of :class:`Config`, a copy target's are keys
+    of its :class:`Backend`, and a resolved :class:`Repository` carries the ones
+    of whichever it is: all three subclass this, so the YAML keys stay flat
+    (``password:`` next to ``repository:``) and every field is declared here only.
+    """
+
+    password: str | None = _secret()
+    password_file: str | None = None  #: addition
+    password_command: str | None = None  #: addition
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = attrs.field(default="", repr=False)
+    #: addition: extra environment for restic on this repository (B2_*, AZURE_*...).
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def has_password_source(self) -> bool:
+        return bool(self.password or self.password_file or self.password_command)
+
+    def storage_environment(self) -> dict[str, str]:
+        """The variables restic reads the storage credentials from: ``AWS_ACCESS_KEY_ID``
+        and ``AWS_SECRET_ACCESS_KEY`` when set, then ``env`` (which wins). No password
+        variable: where the password comes from is the caller's choice."""
+        variables: dict[str, str] = {}
+        if self.aws_access_key_id:
+            variables["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
+        if self.aws_secret_access_key:
+            variables["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key
+        variables.update(self.env)
+        return variables
+
+    def storage_secrets(self) -> list[str]:
+        """The secret values of :meth:`storage_environment` (by variable name)."""
+        return [v for k, v in self.storage_environment().items() if v and is_secret_name(k)]
 
 
 @attrs.frozen(kw_only=True)
@@ -100,36 +135,25 @@ class Timeouts:
 
 
 @attrs.frozen(kw_only=True)
-class Backend:
+class Backend(Credentials):
     """``backends.<name>``: a copy target (or a repository ``backend use`` selects)."""
 
     repository: str
-    password: str | None = _secret()
-    password_file: str | None = None  #: addition
-    password_command: str | None = None  #: addition
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = attrs.field(default="", repr=False)
-    #: addition: extra environment for restic on this repository (B2_*, AZURE_*...).
-    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen(kw_only=True)
-class Repository:
+class Repository(Credentials):
     """A resolved repository: the primary or a backend, with its credentials."""
 
     #: ``primary`` or the backend's name.
     name: str
     url: str
-    password: str | None = _secret()
-    password_file: str | None = None
-    password_command: str | None = None
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = attrs.field(default="", repr=False)
-    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
-    @property
-    def has_password_source(self) -> bool:
-        return bool(self.password or self.password_file or self.password_command)
+    @classmethod
+    def of(cls, name: str, url: str, credentials: Credentials) -> Repository:
+        """The repository *name* at *url* with the credentials of *credentials*."""
+        fields = {a.name: getattr(credentials, a.name) for a in attrs.fields(Credentials)}
+        return cls(name=name, url=url, **fields)
 
 
 @attrs.frozen(kw_only=True)
@@ -201,17 +225,10 @@ class Logging:
 
 
 @attrs.frozen(kw_only=True)
-class Config:
-    """A whole resticm configuration."""
+class Config(Credentials):
+    """A whole resticm configuration. Its :class:`Credentials` keys are the primary's."""
 
     repository: str
-    password: str | None = _secret()
-    password_file: str | None = None  #: addition
-    password_command: str | None = None  #: addition
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = attrs.field(default="", repr=False)
-    #: addition: extra environment for restic on the primary repository.
-    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     directories: tuple[str, ...] = ()
     exclude_patterns: tuple[str, ...] = ()
     exclude_file: str = ""
@@ -263,41 +280,26 @@ class Config:
         return self.host or socket.gethostname()
 
     def primary_repository(self) -> Repository:
-        return Repository(
-            name=PRIMARY,
-            url=self.repository,
-            password=self.password,
-            password_file=self.password_file,
-            password_command=self.password_command,
-            aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key,
-            env=self.env,
-        )
+        return Repository.of(PRIMARY, self.repository, self)
 
     def repository_named(self, name: str) -> Repository:
         """The primary (``primary``) or a backend by name; KeyError if unknown."""
         if name == PRIMARY:
             return self.primary_repository()
         backend = self.backends[name]
-        return Repository(
-            name=name,
-            url=backend.repository,
-            password=backend.password,
-            password_file=backend.password_file,
-            password_command=backend.password_command,
-            aws_access_key_id=backend.aws_access_key_id,
-            aws_secret_access_key=backend.aws_secret_access_key,
-            env=backend.env,
-        )
+        return Repository.of(name, backend.repository, backend)
 
     def secrets(self) -> list[str]:
-        """Every secret value written in the config, for redaction and scrubbing."""
-        values = [self.password or "", self.aws_secret_access_key, *_secret_env(self.env)]
-        for backend in self.backends.values():
-            values += [backend.password or "", backend.aws_secret_access_key]
-            values += _secret_env(backend.env)
+        """Every secret value written in the config, for redaction and scrubbing.
+
+        What :func:`~resticm_core.secrets.find_secrets` finds in the whole config
+        (the list the permission check refuses a readable file for), plus what each
+        notifier and dump source adds itself (a notifier's whole ``url``, a
+        plugin's own secret keys).
+        """
+        values = secret_values(self)
         for provider in self.notifications.providers:
             values += provider.secrets()
         for dump in self.dumps:
             values += dump.secrets()
-        return [v for v in values if v and len(v) >= 4]
+        return [v for v in dict.fromkeys(values) if v and len(v) >= MIN_SECRET_LENGTH]

@@ -18,7 +18,7 @@ import contextlib
 import os
 import pwd
 import stat
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from cattrs.errors import CattrsError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .config import SECRET_NAME_WORDS, Backend, Config
+from .config import Config, Credentials
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
 from .errors import ConfigError
-from .phases import Phase
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+from .secrets import find_secrets
 from .trusted_path import Unsafe, describe_unsafe, open_trusted
 
 #: Where root's configuration lives, and the second choice of other users.
@@ -169,7 +169,8 @@ def check_config_permissions(
 
     Refused: a file writable by group or others (it names programs resticm
     runs, often as root); a file readable by group or others that holds a
-    secret inline (*data* is the parsed document); a file owned by neither root,
+    secret inline (*data* is the parsed document; what a secret is:
+    :func:`resticm_core.secrets.find_secrets`); a file owned by neither root,
     the current user, nor the ``SUDO_USER``.
 
     :param st: the file's ``stat`` if already taken (from the open descriptor).
@@ -189,10 +190,10 @@ def check_config_permissions(
             f"{shown} is writable by group or others (mode {mode:04o}), and it names "
             f"programs resticm runs (fix: chmod 600 {shown})"
         )
-    elif mode & (stat.S_IRGRP | stat.S_IROTH) and (secrets := inline_secrets(data)):
+    elif mode & (stat.S_IRGRP | stat.S_IROTH) and (secrets := _inline_secret_places(data)):
         problems.append(
             f"{shown} is readable by group or others (mode {mode:04o}) and holds secrets "
-            f"inline ({', '.join(secrets)}) (fix: chmod 600 {shown}, or move them to "
+            f"inline: {', '.join(secrets)} (fix: chmod 600 {shown}, or move them to "
             "password_file / password_command)"
         )
     if st.st_uid not in _allowed_owners(uid, env):
@@ -222,58 +223,28 @@ def _user_name(uid: int) -> str:
 def inline_secrets(data: object) -> list[str]:
     """The keys of *data* (a parsed, possibly invalid, document) that hold a secret.
 
-    Names only, never values. Looked at: ``password``, ``aws_secret_access_key``
-    and secret-named ``env:`` variables of the primary and of every backend,
-    notification ``token``s and secret-named ``options``, secret-named
-    ``hooks.environment`` variables and each hook's ``env:``.
+    Dotted key paths (``backends.offsite.repository``), each once, in document
+    order; names only, never values. What a secret is:
+    :func:`resticm_core.secrets.find_secrets` (the list the redactor masks too).
     """
-    if not isinstance(data, Mapping):
-        return []
-    found = _repository_secrets(data, "")
-    backends = data.get("backends")
-    if isinstance(backends, Mapping):
-        for name, backend in backends.items():
-            found += _repository_secrets(backend, f"backends.{name}.")
-    notifications = data.get("notifications")
-    providers = notifications.get("providers") if isinstance(notifications, Mapping) else None
-    for i, provider in enumerate(_items(providers)):
-        if isinstance(provider, Mapping):
-            prefix = f"notifications.providers[{i}]."
-            if provider.get("token"):
-                found.append(prefix + "token")
-            found += _secret_env(provider.get("options"), prefix + "options")
-    for i, dump in enumerate(_items(data.get("dumps"))):
-        if isinstance(dump, Mapping) and dump.get("password"):
-            found.append(f"dumps[{i}].password")
-    hooks = data.get("hooks")
-    if isinstance(hooks, Mapping):
-        found += _secret_env(hooks.get("environment"), "hooks.environment")
-        for phase in Phase:
-            for i, entry in enumerate(_items(hooks.get(phase.value))):
-                if isinstance(entry, Mapping):
-                    found += _secret_env(entry.get("env"), f"hooks.{phase.value}[{i}].env")
-    return found
+    return list(_inline_secret_lines(data))
 
 
-def _repository_secrets(node: object, prefix: str) -> list[str]:
-    if not isinstance(node, Mapping):
-        return []
-    found = [prefix + key for key in ("password", "aws_secret_access_key") if node.get(key)]
-    return found + _secret_env(node.get("env"), prefix + "env")
+def _inline_secret_lines(data: object) -> dict[str, int | None]:
+    """Each :func:`inline_secrets` key and its 0-based line (None without positions)."""
+    places: dict[str, int | None] = {}
+    for secret in find_secrets(data):
+        dotted, line = _locate(data, secret.path)
+        places.setdefault(dotted or "the document", line)
+    return places
 
 
-def _secret_env(env: object, prefix: str) -> list[str]:
-    if not isinstance(env, Mapping):
-        return []
+def _inline_secret_places(data: object) -> list[str]:
+    """:func:`inline_secrets` with the line of each, for messages: ``repository (line 1)``."""
     return [
-        f"{prefix}.{key}"
-        for key, value in env.items()
-        if value and any(word in str(key).upper() for word in SECRET_NAME_WORDS)
+        key if line is None else f"{key} (line {line + 1})"
+        for key, line in _inline_secret_lines(data).items()
     ]
-
-
-def _items(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else []
 
 
 # -- locating problems ------------------------------------------------------------
@@ -534,7 +505,7 @@ def _range_problems(config: Config) -> list[tuple[KeyPath, str]]:
     return problems
 
 
-def _password_conflicts(repository: Config | Backend, prefix: KeyPath) -> list[tuple[KeyPath, str]]:
+def _password_conflicts(repository: Credentials, prefix: KeyPath) -> list[tuple[KeyPath, str]]:
     given = [key for key in PASSWORD_KEYS if getattr(repository, key)]
     return [
         (

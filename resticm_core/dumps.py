@@ -37,6 +37,7 @@ from .errors import ResticmError
 from .phases import BackupSummary
 from .pipes import PipeLines, last_line, stop_group
 from .process import ProcessResult, run_process
+from .secrets import MIN_SECRET_LENGTH, secret_values
 
 if TYPE_CHECKING:
     from .config import Repository
@@ -151,8 +152,11 @@ class DumpSource:
         return f"{self.kind} dump {self.label!r}"
 
     def secrets(self) -> list[str]:
-        """Values to redact wherever they could appear (an inline password)."""
-        return []
+        """Values to redact wherever they could appear: what
+        :func:`~resticm_core.secrets.find_secrets` finds in the source's keys (an
+        inline ``password``, secret-named ``env`` variables). A subclass with more
+        secret keys extends this list."""
+        return [v for v in secret_values(self) if len(v) >= MIN_SECRET_LENGTH]
 
     def check(self, ctx: DumpContext) -> list[str]:
         """Problems found without connecting (tool not installed, password file missing)."""

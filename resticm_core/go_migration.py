@@ -38,6 +38,7 @@ from .config_file import _locate, _parse, _yaml, read_config_text, semantic_prob
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter
 from .errors import ConfigError
 from .plugin_manager import PluginRegistry
+from .secrets import find_secrets
 
 #: yaml.v3 decodes these into a bool field; YAML 1.2 (ruamel) reads them as strings.
 _YAML11_BOOLEANS = {
@@ -141,7 +142,7 @@ def _fix_one(
         value = parent[key]
         written = str(value).lower() if isinstance(value, bool) else str(value)
         shown = f"{key}: ..." if isinstance(value, Mapping | list) else f"{key}: {written}"
-        if _is_secret_name(str(key)):
+        if any(True for _ in find_secrets({key: value})):  # the one list of secrets
             shown = f"{key}: ***"
         note = f"removed by resticm config validate --from-go: '{shown}' (the Go tool ignored it"
         note += f"; did you mean '{unknown['close']}'?)" if unknown["close"] else ")"
@@ -197,12 +198,6 @@ def _next_key(data: object, path: KeyPath) -> tuple[CommentedMap, object] | None
         if here in keys and keys.index(here) + 1 < len(keys):
             return node, keys[keys.index(here) + 1]
     return None
-
-
-def _is_secret_name(key: str) -> bool:
-    from .config import SECRET_NAME_WORDS
-
-    return any(word in key.upper() for word in SECRET_NAME_WORDS)
 
 
 def _dumper(text: str) -> YAML:

@@ -262,16 +262,8 @@ def copy_destination(destination: Repository, source: Repository) -> Repository:
     itself: the destination's credentials are never overwritten (the Go tool
     overwrote them with the primary's AWS keys).
     """
-    offered = {k: v for k, v in source.env.items() if not k.startswith("RESTIC_")}
-    if source.aws_access_key_id:
-        offered["AWS_ACCESS_KEY_ID"] = source.aws_access_key_id
-    if source.aws_secret_access_key:
-        offered["AWS_SECRET_ACCESS_KEY"] = source.aws_secret_access_key
-    own = set(destination.env)
-    if destination.aws_access_key_id:
-        own.add("AWS_ACCESS_KEY_ID")
-    if destination.aws_secret_access_key:
-        own.add("AWS_SECRET_ACCESS_KEY")
+    offered = {k: v for k, v in source.storage_environment().items() if not k.startswith("RESTIC_")}
+    own = set(destination.storage_environment())
     added = {k: v for k, v in offered.items() if k not in own}
     if not added:
         return destination

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
-from .secrets import Redactor, redact_url
+from .secrets import MIN_SECRET_LENGTH, Redactor, redact_url, secret_values
 
 if TYPE_CHECKING:
     from .config import Config
@@ -43,8 +43,6 @@ USER_AGENT = "resticm"
 #: Total seconds one dispatch may take, whatever the notifiers' timeouts and retries
 #: (the default of ``notifications.timeout``).
 DEFAULT_DEADLINE = 120.0
-#: Words that mark an ``options`` entry as a secret (redacted everywhere).
-_SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL", "AUTH")
 
 
 class EventStatus(enum.StrEnum):
@@ -233,10 +231,16 @@ class Notifier:
         return self.name or self.kind
 
     def secrets(self) -> list[str]:
-        """Values to redact wherever they could appear (URL, token, secret options)."""
-        values = [self.url, self.token]
-        values += [v for k, v in self.options.items() if any(w in k.upper() for w in _SECRET_WORDS)]
-        return [v for v in values if v and len(v) >= 4]
+        """Values to redact wherever they could appear.
+
+        What :func:`~resticm_core.secrets.find_secrets` finds in the notifier's keys
+        (``token``, secret-named ``options`` such as an ``Authorization`` header,
+        the tokens of a Slack, Discord, Google Chat... URL), plus the whole ``url``:
+        a webhook URL is often a credential of no recognizable shape. A subclass
+        with more secret keys extends this list.
+        """
+        values = [self.url, *secret_values(self)]
+        return [v for v in values if v and len(v) >= MIN_SECRET_LENGTH]
 
 
 # -- gating ----------------------------------------------------------------------------------

@@ -40,11 +40,11 @@ from typing import Any, Protocol
 
 import attrs
 
-from .config import SECRET_NAME_WORDS, Repository
+from .config import Repository
 from .errors import ResticmError, ResticNotFoundError
 from .phases import BackupSummary
 from .process import ProcessResult, run_process
-from .secrets import Redactor, redact_url
+from .secrets import Redactor, is_secret_name, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -539,12 +539,6 @@ def printable_command(
 # -- the child environment ------------------------------------------------------------------------
 
 
-def _is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    # A *_FILE variable holds a path: hiding it would only make messages unreadable.
-    return any(w in upper for w in SECRET_NAME_WORDS) and not upper.endswith("_FILE")
-
-
 def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """*environ* without the inherited variables that name a repository or a password."""
     return {
@@ -601,16 +595,11 @@ def child_environment(
         password = _inherited_password(environ, "RESTIC_")
     if password is not None:
         env[password[0]] = password[1]
-        if _is_secret_name(password[0]):
+        if is_secret_name(password[0]):
             secrets.append(password[1])
-    if repository.aws_access_key_id:
-        env["AWS_ACCESS_KEY_ID"] = repository.aws_access_key_id
-    if repository.aws_secret_access_key:
-        env["AWS_SECRET_ACCESS_KEY"] = repository.aws_secret_access_key
-        secrets.append(repository.aws_secret_access_key)
-    for overrides in (repository.env, extra_env or {}):
+    for overrides in (repository.storage_environment(), extra_env or {}):
         env.update(overrides)
-        secrets += [v for k, v in overrides.items() if _is_secret_name(k)]
+        secrets += [v for k, v in overrides.items() if is_secret_name(k)]
     if "RESTIC_FROM_REPOSITORY" in env and not any(
         k.startswith("RESTIC_FROM_PASSWORD") for k in env
     ):
@@ -619,7 +608,7 @@ def child_environment(
         inherited = _inherited_password(environ, "RESTIC_FROM_")
         if inherited is not None:
             env[inherited[0]] = inherited[1]
-            if _is_secret_name(inherited[0]):
+            if is_secret_name(inherited[0]):
                 secrets.append(inherited[1])
     return env, secrets
 

@@ -325,8 +325,9 @@ def test_world_readable_with_inline_password_is_refused(
     messages = problems(path, registry)
     real = os.path.realpath(path)
     assert messages == [
-        f"{real} is readable by group or others (mode 0644) and holds secrets inline "
-        f"(password) (fix: chmod 600 {real}, or move them to password_file / password_command)"
+        f"{real} is readable by group or others (mode 0644) and holds secrets inline: "
+        f"password (line 2) (fix: chmod 600 {real}, or move them to password_file / "
+        "password_command)"
     ]
     assert "hunter22" not in messages[0]
 

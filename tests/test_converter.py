@@ -473,9 +473,11 @@ def test_many_errors_together_and_custom_source(registry: PluginRegistry) -> Non
         "verify_no_locks": "no",
         "hooks": {"pre_backup": [{"kind": "nope"}], "post_bakup": "/x"},
     }
+    # Without lines (a mapping), problems come in schema order: the credential keys
+    # (Credentials, shared with backends) first.
     assert problems(data, registry, source="ansible") == [
-        "ansible: repository: required key missing",
         "ansible: password: expected a string, got a number (quote it)",
+        "ansible: repository: required key missing",
         "ansible: hooks.pre_backup[0].kind: unknown hook kind 'nope' "
         "(installed: directory, docker-start, docker-stop, python, script, verify-files)",
         "ansible: hooks.post_bakup: unknown key (did you mean 'post_backup'?)",

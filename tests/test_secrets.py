@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from resticm_core.secrets import MASK, Redactor, redact_url, url_password
+from resticm_core.secrets import (
+    MASK,
+    Redactor,
+    is_secret_name,
+    redact_url,
+    secret_values,
+    url_password,
+    url_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +78,97 @@ def test_redactor_repr_does_not_show_secrets() -> None:
 
 def test_mask_is_three_stars() -> None:
     assert MASK == "***"
+
+
+# -- what is a secret (docs/configuration.md, "File permissions") --------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password",
+        "aws_secret_access_key",
+        "token",
+        "B2_ACCOUNT_KEY",
+        "AZURE_ACCOUNT_KEY",
+        "AZURE_ACCOUNT_SAS",  # no secret word, named explicitly
+        "PGPASSWORD",
+        "MYSQL_PWD",
+        "DB_PASS",
+        "RESTIC_REST_PASSWORD",
+        "AWS_SESSION_TOKEN",
+        "OS_APPLICATION_CREDENTIAL_SECRET",
+        "Authorization",
+        "Proxy-Authorization",
+        "X-Auth-Token",
+        "X-Api-Key",
+        "Cookie",
+        "apiKey",
+    ],
+)
+def test_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password_file",  # where a secret is, not the secret
+        "RESTIC_PASSWORD_FILE",
+        "PGPASSFILE",
+        "password_command",
+        "RESTIC_PASSWORD_COMMAND",
+        "password_env",  # the dumps' name of a variable
+        "aws_access_key_id",  # the public half of the key pair
+        "AWS_ACCESS_KEY_ID",
+        "apiKeyId",
+        "RESTIC_KEY_HINT",
+        "SSH_AUTH_SOCK",
+        "SSH_KEY_PATH",
+        "OS_AUTH_URL",
+        "AUTH_TYPE",  # "basic" masked in every message would only garble them
+        "GOOGLE_APPLICATION_CREDENTIALS",  # a file path
+        "PWD",  # the shell's working directory
+        "OLDPWD",
+        "repository",
+        "channel",
+        "keep_daily",
+        "url",
+    ],
+)
+def test_names_that_are_no_secret(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rest:https://u:PW@127.0.0.1:1/r", ["PW"]),
+        ("https://hooks.slack.com/services/T0/B0/XXXX", ["T0/B0/XXXX"]),
+        ("https://discord.com/api/webhooks/123/TOKEN", ["TOKEN"]),
+        ("https://discordapp.com/api/v10/webhooks/123/TOKEN?wait=true", ["TOKEN"]),
+        ("https://chat.googleapis.com/v1/spaces/AAA/messages?key=K1&token=T1", ["K1", "T1"]),
+        ("https://hc-ping.com/0f3b-uuid/start", ["0f3b-uuid"]),
+        ("https://hc.example.org/ping/0f3b-uuid", ["0f3b-uuid"]),
+        ("https://kuma.example.org/api/push/AbCd?status=up", ["AbCd"]),
+        ("https://x.blob.example/c?sv=2022&sig=abc%2Bdef", ["abc%2Bdef"]),
+        ("https://api.example.org/x?access_token=zz&page=2", ["zz"]),
+        ("curl -s https://u:pw1@host/x && echo done", ["pw1"]),  # a URL inside a command
+        ("https://hooks.example.org/backup", []),
+        ("https://ntfy.sh", []),
+        ("sftp:user@host:/srv/repo", []),
+        ("s3:s3.amazonaws.com/bucket", []),
+        ("https://[::1/x", []),  # unparseable: nothing, no exception
+    ],
+)
+def test_url_secrets(text: str, expected: list[str]) -> None:
+    assert url_secrets(text) == expected
+
+
+def test_redactor_hides_webhook_tokens_of_configured_urls() -> None:
+    redactor = Redactor(urls=["https://hooks.slack.com/services/T000/B000/XXXXslack"])
+    assert redactor.redact("invalid_token T000/B000/XXXXslack") == "invalid_token ***"
+
+
+def test_switches_under_a_secret_name_are_no_secret() -> None:
+    assert secret_values({"env": {"USE_AUTH": "true", "AUTH_TOKEN": "t0ken-1"}}) == ["t0ken-1"]

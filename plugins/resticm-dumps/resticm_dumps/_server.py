@@ -16,8 +16,6 @@ import attrs
 
 from resticm_core.dumps import DumpContext, DumpError, DumpSource
 
-#: Words that mark an ``env:`` variable as a secret (redacted everywhere).
-SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL", "PASS", "PWD")
 #: The database list entry that means "every database on the server".
 ALL = "all"
 
@@ -56,11 +54,6 @@ class ServerDump(DumpSource):
     #: The tools this source runs (checked on PATH before anything runs).
     def tools(self) -> Sequence[str]:
         return ()
-
-    def secrets(self) -> list[str]:
-        values = [self.password or ""]
-        values += [v for k, v in self.env.items() if any(w in k.upper() for w in SECRET_WORDS)]
-        return [v for v in values if len(v) >= 4]
 
     def describe(self) -> str:
         user = f" as {self.username}" if self.username else ""
