@@ -108,8 +108,10 @@ def test_timeout_stops_the_group_with_the_stop_signal(wait_mode: str) -> None:
     result = run_process(
         sh("trap 'echo got INT; kill $!; exit 7' INT; sleep 30 & wait"),
         env=ENV,
-        timeout=0.3,
-        kill_grace=0.5,
+        # Long enough for sh to set its trap, and a grace that only bounds a hang: on
+        # two loaded cores the handler took over 0.5 s and the KILL came first.
+        timeout=1.0,
+        kill_grace=10,
         stop_signal=signal.SIGINT,
         on_stdout=lambda line: None,
     )
