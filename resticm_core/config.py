@@ -141,6 +141,23 @@ class Backend(Credentials):
     repository: str
 
 
+#: Storage providers by repository URL scheme, and the variable prefixes of their
+#: credentials (what restic reads for that backend).
+PROVIDER_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    "s3": ("AWS_",),
+    "b2": ("B2_",),
+    "azure": ("AZURE_",),
+    "gs": ("GOOGLE_",),
+    "swift": ("OS_", "ST_"),
+}
+
+
+def storage_provider(url: str) -> str | None:
+    """``s3`` for ``s3:https://...``; None for local paths, sftp, rest and rclone."""
+    scheme, sep, _rest = url.partition(":")
+    return scheme.lower() if sep and scheme.lower() in PROVIDER_VARIABLES else None
+
+
 @attrs.frozen(kw_only=True)
 class Repository(Credentials):
     """A resolved repository: the primary or a backend, with its credentials."""
@@ -148,6 +165,9 @@ class Repository(Credentials):
     #: ``primary`` or the backend's name.
     name: str
     url: str
+    #: Set when this backend defines no storage credentials of its own and uses the
+    #: primary's (same provider), as the Go tool did: the name it took them from.
+    credentials_from: str | None = None
 
     @classmethod
     def of(cls, name: str, url: str, credentials: Credentials) -> Repository:
@@ -287,7 +307,8 @@ class Config(Credentials):
         if name == PRIMARY:
             return self.primary_repository()
         backend = self.backends[name]
-        return Repository.of(name, backend.repository, backend)
+        repository = Repository.of(name, backend.repository, backend)
+        return _inherit_storage_credentials(repository, self.primary_repository())
 
     def secrets(self) -> list[str]:
         """Every secret value written in the config, for redaction and scrubbing.
@@ -303,3 +324,24 @@ class Config(Credentials):
         for dump in self.dumps:
             values += dump.secrets()
         return [v for v in dict.fromkeys(values) if v and len(v) >= MIN_SECRET_LENGTH]
+
+
+def _inherit_storage_credentials(backend: Repository, primary: Repository) -> Repository:
+    """*backend* with the primary's credentials for the same storage provider, when it
+    defines none of its own for that provider.
+
+    The Go tool ran every restic of a backend with the primary's ``AWS_*`` (its
+    ``config.example.yaml`` relies on it for an S3 mirror in the same account); without
+    this, forget/prune/check on such a mirror fail with "Access Denied". A backend's
+    own variables (``aws_*`` keys or ``env:``) always win: nothing is mixed.
+    """
+    provider = storage_provider(backend.url)
+    if provider is None or provider != storage_provider(primary.url):
+        return backend
+    prefixes = PROVIDER_VARIABLES[provider]
+    if any(key.startswith(prefixes) for key in backend.storage_environment()):
+        return backend
+    offered = {k: v for k, v in primary.storage_environment().items() if k.startswith(prefixes)}
+    if not offered:
+        return backend
+    return attrs.evolve(backend, env={**offered, **backend.env}, credentials_from=PRIMARY)

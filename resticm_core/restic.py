@@ -597,6 +597,12 @@ def child_environment(
         env[password[0]] = password[1]
         if is_secret_name(password[0]):
             secrets.append(password[1])
+    if repository.credentials_from:
+        log.debug(
+            "%s: no storage credentials of its own; using those of %s (same provider)",
+            repository.name,
+            repository.credentials_from,
+        )
     for overrides in (repository.storage_environment(), extra_env or {}):
         env.update(overrides)
         secrets += [v for k, v in overrides.items() if is_secret_name(k)]
