@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         StepResult,
     )
     from .plugin_manager import PluginRegistry, make_plugin_manager
+    from .secrets import scrub_environment
     from .workflow import RunOptions, run, run_phase_hooks
 
 _EXPORTS = {
@@ -68,6 +69,7 @@ _EXPORTS = {
     "StepResult": "phases",
     "PluginRegistry": "plugin_manager",
     "make_plugin_manager": "plugin_manager",
+    "scrub_environment": "secrets",
     "RunOptions": "workflow",
     "run": "workflow",
     "run_phase_hooks": "workflow",
@@ -108,6 +110,7 @@ __all__ = [
     "make_plugin_manager",
     "run",
     "run_phase_hooks",
+    "scrub_environment",
 ]
 
 

@@ -220,11 +220,19 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     args = parser.parse_args(arguments)
     if restic_args is not None:
         args.restic_args = restic_args
-    env = dict(os.environ if environ is None else environ)
     from .errors import ResticmError  # lazy: keep `resticm --help` and --version fast
+    from .secrets import scrub_environment
+
+    if environ is None:
+        # The process environment is resticm's own: passwords leave it now, so an
+        # in-process Python hook (or anything it starts) cannot inherit them; `env`
+        # keeps them for restic (an inherited RESTIC_PASSWORD is the fallback).
+        env = scrub_environment()
+    else:
+        env = dict(environ)
 
     try:
-        return _dispatch(args, env)
+        return _dispatch(args, env, scrub=environ is None)
     except ResticmError as exc:
         _print_error(exc)
         return exc.exit_code
@@ -244,7 +252,8 @@ def _print_error(exc: Exception) -> None:
         print(f"resticm: {exc}", file=sys.stderr)
 
 
-def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = False) -> int:
+    """Run the command; with *scrub*, config secrets also leave ``os.environ``."""
     command = args.command or "default"
     if command == "version":
         return _cmd_version()
@@ -263,6 +272,10 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
 
     registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
     config = load_config(args.config, registry=registry, environ=env)
+    if scrub:
+        from .secrets import scrub_environment
+
+        scrub_environment(config.secrets())
     _setup_logging(config, args)
     if command == "config":
         return _cmd_config_validate(config, args)
