@@ -9,7 +9,6 @@ failed, 2 usage or config error, 3 finished with warnings (partial backup),
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -223,13 +222,10 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     from .errors import ResticmError  # lazy: keep `resticm --help` and --version fast
     from .secrets import scrub_environment
 
-    if environ is None:
-        # The process environment is resticm's own: passwords leave it now, so an
-        # in-process Python hook (or anything it starts) cannot inherit them; `env`
-        # keeps them for restic (an inherited RESTIC_PASSWORD is the fallback).
-        env = scrub_environment()
-    else:
-        env = dict(environ)
+    # The process environment is resticm's own: passwords leave it now, so an
+    # in-process Python hook (or anything it starts) cannot inherit them; `env`
+    # keeps them for restic (an inherited RESTIC_PASSWORD is the fallback).
+    env = scrub_environment() if environ is None else dict(environ)
 
     try:
         return _dispatch(args, env, scrub=environ is None)
