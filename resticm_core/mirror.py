@@ -179,7 +179,9 @@ def _chain(run: _Run, plan: Plan, repo: Repository, *, source: Repository | None
         action: Callable[[], ResticResult],
         shown: str | None = None,
     ) -> StepResult:
-        result = run.execute_step(name, repo, preview, action, shown=shown)
+        result = _named_interruption(
+            run, run.execute_step(name, repo, preview, action, shown=shown)
+        )
         chain.steps.append(result)
         ran = result.outcome is not Outcome.SKIPPED
         if ran and run.config.verify_no_locks:
@@ -224,6 +226,18 @@ def _chain(run: _Run, plan: Plan, repo: Repository, *, source: Repository | None
     if plan.check:
         _check_step(run, repo, chain, step)
     return chain
+
+
+def _named_interruption(run: _Run, step: StepResult) -> StepResult:
+    """A step the signal stopped says which command on which repository it stopped.
+
+    The run's error list (and notifications) shows each error alone; with several
+    backend chains running, a bare ``interrupted by SIGTERM`` names none of them.
+    """
+    bare = f"interrupted by {run.interrupt.name}"
+    if not step.failed or step.error != bare:
+        return step
+    return attrs.evolve(step, error=f"restic {step.name} on {step.repository} {bare}")
 
 
 def _copy_step(
