@@ -152,3 +152,33 @@ def test_scrub_environment_returns_the_environment_it_scrubbed() -> None:
     before = scrub_environment(["a config secret", "abc"], environ=environ)
     assert before["RESTIC_PASSWORD"] == "pw-one" and len(before) == 7
     assert environ == {"PATH": "/usr/bin", "RESTIC_REPOSITORY": "/srv/restic", "SHORT": "abc"}
+
+
+@pytest.mark.parametrize("scrub", [True, False], ids=["module-main", "library-call"])
+def test_the_ansible_module_scrubs_config_secrets_only_when_it_owns_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scrub: bool
+) -> None:
+    """ansible_module.main() passes scrub_environ=True; a library caller's os.environ stays."""
+    from resticm_core.ansible_module import run_module
+    from resticm_core.testing import FakeRestic
+
+    monkeypatch.setenv(TOKEN_VARIABLE, PASSWORD)  # a variable holding the config's password
+    content = {
+        "repository": str(tmp_path / "repo"),
+        "password": PASSWORD,
+        "directories": [str(tmp_path)],
+        "logging": {"file": "", "console": False},
+    }
+    params = {"config": None, "config_content": content, "command": "backup"}
+    params |= {"no_hooks": False, "tags": [], "password": None}
+    result = run_module(
+        params,
+        False,
+        runner=FakeRestic(),
+        lock_dir=tmp_path / "locks",
+        output=RecordingSink(),
+        environ=dict(os.environ),
+        scrub_environ=scrub,
+    )
+    assert not result.get("failed"), result
+    assert (TOKEN_VARIABLE in os.environ) is not scrub
