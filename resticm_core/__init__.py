@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from .plugin_manager import PluginRegistry, make_plugin_manager
     from .run_state import RunState
+    from .secrets import scrub_environment
     from .workflow import RunOptions, run, run_phase_hooks
 
 _EXPORTS = {
@@ -74,6 +75,7 @@ _EXPORTS = {
     "RunState": "run_state",
     "PluginRegistry": "plugin_manager",
     "make_plugin_manager": "plugin_manager",
+    "scrub_environment": "secrets",
     "RunOptions": "workflow",
     "run": "workflow",
     "run_phase_hooks": "workflow",
@@ -117,6 +119,7 @@ __all__ = [
     "make_plugin_manager",
     "run",
     "run_phase_hooks",
+    "scrub_environment",
 ]
 
 

@@ -26,7 +26,7 @@ from .locking import ProcessLock, lock_key
 from .phases import Outcome, RunReport, StepKind, StepResult
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, forget_args
-from .secrets import Redactor, find_secrets, secret_values
+from .secrets import Redactor, find_secrets, scrub_environment, secret_values
 
 #: Commands the module runs. ``backup``/``default``/``full`` go through the
 #: workflow (hooks included); the others call restic directly, without hooks.
@@ -218,6 +218,7 @@ def run_module(
     lock_dir: Path | None = None,
     output: OutputSink | None = None,
     log_to_config: bool = False,
+    scrub_environ: bool = False,
 ) -> dict[str, Any]:
     """Run the task described by *params*; returns the dict Ansible reports.
 
@@ -229,6 +230,8 @@ def run_module(
     :param runner: the restic seam (tests pass :class:`resticm_core.testing.FakeRestic`).
     :param log_to_config: install the config's ``logging:`` handlers (file, console on
         stderr) as the CLI does; :func:`main` sets it, library callers keep their own.
+    :param scrub_environ: remove the config's secrets from ``os.environ`` once it is
+        loaded (:func:`~resticm_core.secrets.scrub_environment`); :func:`main` sets it.
     """
     password = params.get("password") or None
     secrets = [password] if password else []
@@ -243,6 +246,8 @@ def run_module(
                 config, password=password, password_file=None, password_command=None
             )
         secrets += config.secrets()
+        if scrub_environ:
+            scrub_environment(secrets)
         if log_to_config:
             _setup_logging(config, Redactor(secrets))
         command = params.get("command") or "backup"
@@ -595,8 +600,17 @@ def main() -> None:
         required_one_of=[("config", "config_content")],
         supports_check_mode=True,
     )
+    # The module's process is resticm's own: passwords leave os.environ before any
+    # hook runs; the captured copy still gives restic an inherited RESTIC_PASSWORD.
+    environ = scrub_environment([module.params.get("password") or ""])
     try:
-        result = run_module(module.params, module.check_mode, log_to_config=True)
+        result = run_module(
+            module.params,
+            module.check_mode,
+            environ=environ,
+            log_to_config=True,
+            scrub_environ=True,
+        )
     except Exception as exc:  # an unexpected bug: a message, never a traceback
         result = _failure(f"resticm module error: {type(exc).__name__}: {exc}")
         result = _mask(result, Redactor([module.params.get("password") or ""]))

@@ -250,11 +250,16 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return 2
     if restic_args is not None:
         args.restic_args = restic_args
-    env = dict(os.environ if environ is None else environ)
     from .errors import ResticmError  # lazy: keep `resticm --help` and --version fast
+    from .secrets import scrub_environment
+
+    # The process environment is resticm's own: passwords leave it now, so an
+    # in-process Python hook (or anything it starts) cannot inherit them; `env`
+    # keeps them for restic (an inherited RESTIC_PASSWORD is the fallback).
+    env = scrub_environment() if environ is None else dict(environ)
 
     try:
-        return _dispatch(args, env)
+        return _dispatch(args, env, scrub=environ is None)
     except ResticmError as exc:
         _print_error(exc)
         if want_json:
@@ -334,7 +339,8 @@ def _print_error(exc: Exception) -> None:
         print(f"resticm: {exc}", file=sys.stderr)
 
 
-def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = False) -> int:
+    """Run the command; with *scrub*, config secrets also leave ``os.environ``."""
     command = args.command or "default"
     if command == "help":
         return _cmd_help(args.topic)
@@ -366,6 +372,10 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
 
         raise UsageError("config validate --write needs --from-go")
     config = load_config(args.config, registry=registry, environ=env)
+    if scrub:
+        from .secrets import scrub_environment
+
+        scrub_environment(config.secrets())
     # validate prints its findings itself: each once, not also as log warnings.
     _setup_logging(config, args, warn=command != "config")
     if command == "config":

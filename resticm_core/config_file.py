@@ -26,6 +26,7 @@ import attrs
 from cattrs.errors import CattrsError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from .config import Config, Credentials
 from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
@@ -376,7 +377,11 @@ def _path_problems(read: _Read, uid: int) -> list[str]:
 def _parse(text: str, shown: str) -> object:
     try:
         return _yaml().load(text)
+    except RecursionError:  # ruamel.yaml < 0.19 has no max_depth
+        raise ConfigError([_too_deep(text, shown)]) from None
     except MarkedYAMLError as exc:
+        if "maximum depth" in (exc.problem or ""):  # ruamel's wording names its own API
+            raise ConfigError([_too_deep_at(exc.problem_mark, shown)]) from None
         raise ConfigError([_yaml_problem(exc, shown)]) from None
     except YAMLError as exc:
         raise ConfigError([f"{shown}: {exc}"]) from None
@@ -392,6 +397,37 @@ def _yaml_problem(exc: MarkedYAMLError, shown: str) -> str:
     problem = exc.problem or str(exc).splitlines()[0]
     context = f" ({exc.context})" if exc.context else ""
     return f"{where}: {problem}{context}"
+
+
+_TOO_DEEP = f"nested more than {_MAX_YAML_DEPTH} levels deep (a configuration needs about six)"
+
+
+def _too_deep_at(mark: Any, shown: str) -> str:
+    where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+    return f"{where}: {_TOO_DEEP}"
+
+
+def _too_deep(text: str, shown: str) -> str:
+    """Where *text* first nests deeper than the limit, found from the parser's events.
+
+    The parser is a state machine (no recursion), so this works where composing
+    the document recursed too deep. A node's depth counts as ruamel's
+    ``max_depth`` does (the document's root node is at depth 1), so both ways
+    name the same place.
+    """
+    open_collections = 0
+    try:
+        for event in _yaml().parse(text):
+            if isinstance(event, CollectionEndEvent):
+                open_collections -= 1
+            elif isinstance(event, NodeEvent):
+                if open_collections + 1 > _MAX_YAML_DEPTH:
+                    return _too_deep_at(event.start_mark, shown)
+                if isinstance(event, CollectionStartEvent):
+                    open_collections += 1
+    except YAMLError:  # a syntax error before the deep part: no location to give
+        pass
+    return _too_deep_at(None, shown)
 
 
 # -- validation -------------------------------------------------------------------

@@ -35,6 +35,7 @@ import attrs
 
 from .phases import HookResult, Outcome, Phase
 from .process import ProcessResult, run_process
+from .secrets import PASSWORD_VARIABLE_PREFIXES
 from .trusted_path import Unsafe, describe_unsafe, open_trusted
 
 #: Seconds a hook may run before its process group is stopped (``timeout:`` overrides).
@@ -47,7 +48,7 @@ EXIT_SKIP = 75
 #: Variables that resticm sets per phase; inherited values are removed where they do not apply.
 STATUS_VARIABLES = ("BACKUP_STATUS", "BACKUP_ERROR", "ERROR", "RESTICM_BACKUP_PARTIAL")
 #: Prefixes of variables that must never reach a hook (repository passwords).
-SECRET_VARIABLE_PREFIXES = ("RESTIC_PASSWORD", "RESTIC_FROM_PASSWORD")
+SECRET_VARIABLE_PREFIXES = PASSWORD_VARIABLE_PREFIXES
 
 
 class OutputSink(Protocol):

@@ -7,6 +7,7 @@ application's business, so :func:`setup_logging` is called by the CLI, never on 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import json
 import logging
@@ -15,8 +16,9 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .config import Logging
 from .logcontext import ContextFilter, record_context
@@ -146,6 +148,78 @@ class ConsoleFormatter(logging.Formatter):
         return message
 
 
+class _DropOnWriteError:
+    """The first failed write to a log destination ends it for the rest of the run.
+
+    logging's default prints a ``--- Logging error ---`` traceback for every
+    record that cannot be written (a full disk: thousands of lines on stderr).
+    Instead: one console warning naming the destination and the reason, then
+    the handler ignores every record. Only ``OSError`` counts: a record that
+    cannot be formatted is a bug, reported as logging always does.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.dropped = False
+
+    def drop(self, handler: logging.Handler, close: Callable[[], None]) -> bool:
+        """Called from ``handleError``: True when the error ended the destination."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError) or self.dropped:
+            return self.dropped
+        self.dropped = True  # first: the warning below passes through this handler too
+        with contextlib.suppress(OSError, ValueError):
+            close()  # unwritten buffered lines would fail again at exit
+        message = (
+            f"cannot write {self.what}: {exc.strerror or exc}; "
+            "logging to the console only for the rest of this run"
+        )
+        if any(h is not handler for h in self.logger.handlers):
+            self.logger.warning("%s", message, extra={CONSOLE_ONLY: True})
+        else:  # no console configured: stderr is still the place for this one line
+            print(f"WARNING: {message}", file=sys.stderr)
+        return True
+
+
+class _RotatingFile(logging.handlers.RotatingFileHandler):
+    def __init__(self, path: Path, *, logger: logging.Logger, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._failure = _DropOnWriteError(logger, f"log file {path}")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._failure.dropped:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failure.drop(self, self._close_stream):
+            super().handleError(record)
+
+    def _close_stream(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.close()
+
+
+class _Syslog(logging.handlers.SysLogHandler):
+    def __init__(self, address: str, *, logger: logging.Logger, **kwargs: Any) -> None:
+        super().__init__(address=address, **kwargs)
+        self._failure = _DropOnWriteError(logger, f"to syslog at {address}")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._failure.dropped:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failure.drop(self, self._close_socket):
+            super().handleError(record)
+
+    def _close_socket(self) -> None:
+        sock = getattr(self, "socket", None)  # not in the type stubs
+        if sock is not None:
+            sock.close()
+
+
 def setup_logging(
     settings: Logging | None,
     *,
@@ -206,13 +280,15 @@ def _file_handler(logger: logging.Logger, settings: Logging) -> logging.Handler 
     try:
         path = Path(os.path.expanduser(settings.file))
         path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _RotatingFile(
             path,
+            logger=logger,
             maxBytes=max(settings.max_size_mb, 0) * 1024 * 1024,
             backupCount=max(settings.max_files, 0),
             encoding="utf-8",
         )
-        os.chmod(path, 0o600)  # hook output may carry sensitive data
+        if path.is_file():  # hook output may carry sensitive data; never chmod a device
+            os.chmod(path, 0o600)
     except OSError as exc:
         logger.warning(
             "cannot write log file %s: %s; logging to the console only",
@@ -239,8 +315,8 @@ def _syslog_handler(
     address = address or os.environ.get(SYSLOG_ADDRESS_VARIABLE) or DEFAULT_SYSLOG_ADDRESS
     try:
         _probe_unix_socket(address)
-        handler = logging.handlers.SysLogHandler(
-            address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
+        handler = _Syslog(
+            address, logger=logger, facility=logging.handlers.SysLogHandler.LOG_DAEMON
         )
     except OSError as exc:
         logger.warning(

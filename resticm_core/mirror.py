@@ -188,7 +188,9 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
         action: Callable[[], ResticResult],
         shown: str | None = None,
     ) -> StepResult:
-        result = run.execute_step(kind, repo, preview, action, shown=shown)
+        result = _named_interruption(
+            run, run.execute_step(kind, repo, preview, action, shown=shown)
+        )
         chain.steps.append(result)
         ran = result.outcome is not Outcome.SKIPPED
         if ran and run.config.verify_no_locks:
@@ -233,6 +235,18 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
     if plan.check:
         _check_step(run, repo, chain, step)
     return chain
+
+
+def _named_interruption(run: RunState, step: StepResult) -> StepResult:
+    """A step the signal stopped says which command on which repository it stopped.
+
+    The run's error list (and notifications) shows each error alone; with several
+    backend chains running, a bare ``interrupted by SIGTERM`` names none of them.
+    """
+    bare = f"interrupted by {run.interrupt.name}"
+    if not step.failed or step.error != bare:
+        return step
+    return attrs.evolve(step, error=f"restic {step.name} on {step.repository} {bare}")
 
 
 def _copy_step(

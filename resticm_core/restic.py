@@ -336,8 +336,35 @@ def _detail(stderr: Sequence[str], kind: ResticErrorKind) -> str:
             return f"could not read {unreadable[0]}{more}"
     fatal = [line for line in lines if line.startswith("Fatal:")]
     if fatal:
-        return _strip_fatal(fatal[-1])
-    return lines[-1] if lines else ""
+        return _with_os_cause(_strip_fatal(fatal[-1]), lines)
+    return _with_os_cause(lines[-1], lines) if lines else ""
+
+
+#: The system's words for a repository that cannot be written (EROFS, EACCES, EPERM,
+#: ENOSPC, EDQUOT), as Go prints them.
+_OS_CAUSES = (
+    "read-only file system",
+    "permission denied",
+    "operation not permitted",
+    "no space left on device",
+    "disk quota exceeded",
+)
+_RETRY_PREFIX = re.compile(r"^.*? returned error, retrying after [^:]*: ")
+
+
+def _with_os_cause(detail: str, lines: Sequence[str]) -> str:
+    """*detail*, followed by the line that names the system error when it does not.
+
+    restic 0.14 ends a failed write with a Go stack trace and a bare ``unable to
+    create lock in backend``; why (``open /srv/restic/locks/...: read-only file
+    system``) is on the line before the trace, verbatim.
+    """
+    if any(cause in detail.lower() for cause in _OS_CAUSES):
+        return detail
+    for line in reversed(lines):
+        if any(cause in line.lower() for cause in _OS_CAUSES):
+            return f"{detail}: {_RETRY_PREFIX.sub('', _strip_fatal(line))}"
+    return detail
 
 
 def _command_name(args: Sequence[str]) -> str:

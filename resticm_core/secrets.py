@@ -19,7 +19,10 @@ And the tools that hide them:
 - :func:`redact_url` hides the password of one repository URL
   (``rest:https://user:pass@host/repo`` -> ``rest:https://user:***@host/repo``);
 - :class:`Redactor` knows the secrets of a configuration and scrubs any text
-  (log lines, error messages, notification bodies) before it leaves the process.
+  (log lines, error messages, notification bodies) before it leaves the process;
+- :func:`scrub_environment` removes repository passwords and config secrets from
+  the process environment (``os.environ``), which in-process Python hooks and
+  every process they start inherit.
 
 Over-redaction is preferred to a leak: a secret is replaced wherever it occurs,
 even inside an unrelated word.
@@ -27,12 +30,16 @@ even inside an unrelated word.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import attrs
+
+#: Prefixes of the variables that carry a repository password (restic's own names).
+PASSWORD_VARIABLE_PREFIXES = ("RESTIC_PASSWORD", "RESTIC_FROM_PASSWORD")
 
 #: What replaces a secret.
 MASK = "***"
@@ -346,3 +353,38 @@ class Redactor:
     def __repr__(self) -> str:
         # Never show the secrets themselves, only how many there are.
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+def scrub_environment(
+    secrets: Iterable[str] = (),
+    *,
+    environ: MutableMapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Remove repository passwords and config secrets from the process environment.
+
+    Deletes ``RESTIC_PASSWORD*`` and ``RESTIC_FROM_PASSWORD*``, and every
+    variable whose value is one of *secrets* (pass ``config.secrets()``), from
+    *environ* (default ``os.environ``, which also unsets them for every process
+    started later without an explicit ``env``). Returns a copy of the
+    environment as it was before, to give to ``load_config(environ=...)`` and
+    ``run(environ=...)``: an inherited ``RESTIC_PASSWORD`` still reaches restic
+    when the config names no password (DESIGN §10), through the child's own
+    environment.
+
+    The library never calls it (it does not mutate ``os.environ``); the
+    ``resticm`` CLI and the Ansible module call it at start-up, so an in-process
+    Python hook cannot leak a password through ``os.environ`` or ``subprocess``.
+    An application embedding :func:`resticm_core.run` calls it itself::
+
+        env = resticm_core.scrub_environment()      # passwords out, captured first
+        config = resticm_core.load_config(path, environ=env)
+        resticm_core.scrub_environment(config.secrets())
+        report = resticm_core.run(config, "backup", environ=env)
+    """
+    target: MutableMapping[str, str] = os.environ if environ is None else environ
+    before = dict(target)
+    values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+    for key, value in before.items():
+        if key.startswith(PASSWORD_VARIABLE_PREFIXES) or value in values:
+            del target[key]
+    return before

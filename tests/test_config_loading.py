@@ -255,11 +255,55 @@ def test_syntax_error(tmp_path: Path, registry: PluginRegistry) -> None:
     ]
 
 
+TOO_DEEP = "nested more than 100 levels deep (a configuration needs about six)"
+
+
 def test_absurd_nesting_is_a_located_error(tmp_path: Path, registry: PluginRegistry) -> None:
     path = write(tmp_path / "config.yaml", "repository: " + "[" * 5000 + "]" * 5000 + "\n")
-    (message,) = problems(path, registry)
-    assert message.startswith(f"{path}:1:")
-    assert "maximum depth" in message
+    # The root mapping is level 1: the 100th "[" is level 101, at column 12 + 100.
+    assert problems(path, registry) == [f"{path}:1:112: {TOO_DEEP}"]
+
+
+def test_absurd_nesting_through_the_cli_is_exit_2_without_ruamel_internals(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    nested = "[" * 10000 + "]" * 10000
+    path = write(tmp_path / "config.yaml", f"repository: /r\npassword: pw\ndirectories: {nested}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "resticm_core", "-c", str(path), "config", "validate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"resticm: configuration error:\n  {path}:3:113: {TOO_DEEP}\n"
+
+
+def test_absurd_block_nesting_names_its_line(tmp_path: Path, registry: PluginRegistry) -> None:
+    nested = "".join(" " * i + "-\n" for i in range(300))
+    path = write(tmp_path / "config.yaml", f"repository: /r\ndirectories:\n{nested}")
+    assert problems(path, registry) == [f"{path}:102:100: {TOO_DEEP}"]
+
+
+def test_absurd_nesting_without_ruamels_depth_limit_is_the_same_error(
+    tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ruamel.yaml < 0.19 has no max_depth: composing recurses until RecursionError."""
+    from resticm_core import config_file
+
+    unlimited = config_file._yaml
+
+    def without_limit() -> Any:
+        yaml = unlimited()
+        yaml.max_depth = 0  # 0 switches the check off
+        return yaml
+
+    monkeypatch.setattr(config_file, "_yaml", without_limit)
+    path = write(tmp_path / "config.yaml", "repository: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problems(path, registry) == [f"{path}:1:112: {TOO_DEEP}"]
 
 
 @pytest.mark.parametrize(

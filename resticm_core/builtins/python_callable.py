@@ -31,7 +31,13 @@ Behaviour (DESIGN §4 and §10 "Python-callable hooks"):
   An unresolvable target fails the hook and is reported by :meth:`PythonHook.check`
   (which imports the module, running its top-level code).
 - ``ctx.env`` holds the full hook environment (``BACKUP_STATUS``, ``ERROR``... plus
-  the hook's ``env:``); ``os.environ`` is never modified.
+  the hook's ``env:``); resticm's ``os.environ`` is never modified here. An
+  in-process call shares the process environment: the ``resticm`` CLI and the
+  Ansible module have removed the passwords from it at start-up
+  (:func:`~resticm_core.secrets.scrub_environment`); an application embedding
+  ``run()`` calls that itself, or uses ``isolate: true``. In an isolated child,
+  ``os.environ`` *is* the hook environment (``ctx.env``), so a ``subprocess.run()``
+  without ``env=`` sees what a script hook sees and never a password.
 - Returning anything but ``False`` succeeds. Returning ``False`` or raising fails
   the hook with ``ExceptionType: message`` (the traceback is logged at DEBUG).
   Raising :class:`~resticm_core.errors.SkipBackup` is the soft skip in
@@ -378,6 +384,11 @@ def _child_main(func: HookFunction, ctx: HookContext, sender: Connection) -> Non
     """The isolated child: call *func*, send how it ended, exit."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
+    # The child's own copy of the process environment becomes the hook's: a
+    # password or config secret the parent still has in os.environ (a library
+    # caller that did not scrub it) must not reach subprocess.run() in the hook.
+    os.environ.clear()
+    os.environ.update(ctx.env)
     # Replace whatever handler the parent had (the CLI's sets a flag and carries
     # on): TERM must end the call, unwinding it so ``finally`` blocks run and
     # ctx.run_command stops its children.
