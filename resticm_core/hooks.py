@@ -28,6 +28,7 @@ from typing import ClassVar, Protocol
 
 import attrs
 
+from .children import KnownChildren
 from .phases import HookResult, Outcome, Phase
 from .process import ProcessResult, run_process
 
@@ -96,6 +97,9 @@ class HookContext:
     #: Set when resticm is interrupted: running children are stopped.
     cancel: threading.Event = attrs.field(factory=threading.Event)
     output: OutputSink = attrs.field(factory=LoggingSink)
+    #: The run's live children: in a subreaper, the orphans reparented to resticm
+    #: that are not among them are taken for what the ending hook left behind.
+    children: KnownChildren | None = None
 
     def resolve_path(self, path: str | os.PathLike[str]) -> Path:
         """``~`` expanded; relative paths taken against :attr:`config_dir`."""
@@ -119,7 +123,8 @@ class HookContext:
         """Run a hook process: own process group, output streamed with *name* as prefix.
 
         This is the seam every process-based executor uses, so output handling,
-        timeouts and cancellation are the same for all of them.
+        timeouts, cancellation and the stopping of what the hook left running
+        (``ProcessResult.leftovers``) are the same for all of them.
         """
         return run_process(
             argv,
@@ -130,6 +135,8 @@ class HookContext:
             on_stdout=lambda line: self.output.hook_line(name, line),
             on_stderr=lambda line: self.output.hook_line(name, line),
             cancel=self.cancel,
+            known=self.children,
+            sweep_leftovers=True,
         )
 
 

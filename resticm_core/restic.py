@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .children import KnownChildren
 from .config import SECRET_NAME_WORDS, Repository
 from .errors import ResticmError, ResticNotFoundError
 from .phases import BackupSummary
@@ -674,6 +675,8 @@ class SubprocessResticRunner:
         password source (plugins: vaults, keyrings); returns the password or None.
     :param on_command: called with the printable command line before each run.
     :param kill_grace: seconds between TERM and KILL when restic is stopped.
+    :param children: the run's registry of live children; restic children are
+        registered there so a hook's leftover sweep never takes one for an orphan.
     """
 
     def __init__(
@@ -684,8 +687,10 @@ class SubprocessResticRunner:
         password_provider: PasswordProvider | None = None,
         on_command: Callable[[str], None] | None = None,
         kill_grace: float = 10.0,
+        children: KnownChildren | None = None,
     ) -> None:
         self.binary = binary
+        self.children = children
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.password_provider = password_provider
         self.on_command = on_command
@@ -750,6 +755,7 @@ class SubprocessResticRunner:
             # restic removes its own repository lock on SIGINT (not on SIGTERM).
             stop_signal=signal.SIGINT,
             stdin=subprocess.DEVNULL if stdin is None else stdin,
+            known=self.children,
         )
         if _left_a_lock(process, args):
             self._remove_stale_lock(binary, env, repository)
@@ -771,6 +777,7 @@ class SubprocessResticRunner:
             env=env,
             timeout=HOUSEKEEPING_TIMEOUT,
             kill_grace=self.kill_grace,
+            known=self.children,
         )
         if process.ok:
             log.info("removed the lock restic left on %s when it was stopped", repository.name)

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from .builtins.python_callable import PythonHook
+from .children import KnownChildren, set_subreaper
 from .config import PRIMARY, Config, Repository
 from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink, failed_result, hook_environment
@@ -162,8 +163,11 @@ class _Run:
         interrupt: _Interrupt,
         redactor: Redactor,
         on_backup_status: Callable[[Mapping[str, Any]], None] | None,
+        children: KnownChildren | None = None,
     ) -> None:
         self.config = config
+        #: The children this run waits for (hooks' leftover sweeps leave them alone).
+        self.children = children
         self.options = options
         self.registry = registry
         self.restic = restic
@@ -281,6 +285,7 @@ class _Run:
             dry_run=self.options.dry_run,
             cancel=self.interrupt.abort if cleanup else self.interrupt.stop,
             output=self.output,
+            children=self.children,
         )
         results: list[HookResult] = []
         finished = getattr(self.output, "hook_finished", None)  # optional sink method
@@ -742,6 +747,7 @@ def run(
     lock_dir: Path | None = None,
     on_backup_status: Callable[[Mapping[str, Any]], None] | None = None,
     verbose: bool = False,
+    subreaper: bool = False,
 ) -> RunReport:
     """Run one resticm command and return what happened.
 
@@ -755,6 +761,10 @@ def run(
     :param runner: the restic seam; default runs the real ``restic``.
     :param handle_signals: install SIGTERM/SIGINT/SIGHUP handlers (main thread only)
         so a signal stops the running child and the cleanup hooks still run.
+    :param subreaper: make this process a child subreaper for the run, so what a
+        hook daemonised (``setsid``) is reparented to it and stopped when the hook
+        ends. It changes the whole process (orphans of *any* of its children come
+        to it), so it is opt-in: the CLI sets it.
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
     """
@@ -778,10 +788,12 @@ def run(
         urls=[config.repository, *(b.repository for b in config.backends.values())],
     )
     interrupt = _Interrupt()
+    children = KnownChildren()
     restic_runner = runner or SubprocessResticRunner(
         environ=environ,
         password_provider=registry.repository_password,
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
+        children=children,
     )
     restic = Restic(
         restic_runner,
@@ -801,6 +813,7 @@ def run(
         interrupt=interrupt,
         redactor=redactor,
         on_backup_status=on_backup_status,
+        children=children,
     )
     # Notifications (never in a dry run) capture the run's log tail from here on.
     notify = RunNotifications(
@@ -824,6 +837,7 @@ def run(
         notify.close()
         registry.run_finished(report, config)
         return report
+    reaping = subreaper and set_subreaper(True)
     try:
         with _signal_handlers(interrupt, handle_signals), log_context(command=opts.command):
             log.info(
@@ -846,6 +860,8 @@ def run(
         report = attrs.evolve(state.report(), snapshot_counts=counts)
         notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
+        if reaping:
+            set_subreaper(False)
         notify.close()
         lock.release()
     registry.run_finished(report, config)
