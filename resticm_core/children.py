@@ -118,7 +118,27 @@ def guarded_argv(
     prefix = death_signal_prefix()
     if not prefix:
         return list(argv)
-    return [*prefix, resolve_executable(argv[0], env, cwd), *argv[1:]]
+    program = resolve_executable(argv[0], env, cwd)
+    if not _plain_executable(program):
+        # setpriv's execvp would run a file without "#!" through /bin/sh, where a
+        # direct exec fails with "Exec format error": keep exec's verdict.
+        return list(argv)
+    return [*prefix, program, *argv[1:]]
+
+
+#: What a file the kernel runs by itself starts with (binfmt_misc formats aside).
+_EXEC_MAGIC = (b"#!", b"\x7fELF")
+
+
+def _plain_executable(path: str) -> bool:
+    """Does *path* start like a script or an ELF binary? True when it cannot be read
+    (executable but unreadable: exec decides)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return True
+    return head.startswith(_EXEC_MAGIC)
 
 
 SETPRIV_EXEC_FAILURE = "setpriv: failed to execute "
