@@ -301,7 +301,13 @@ def find_leftovers(
     links = {f"pipe:[{inode}]" for inode in pipes}
     picked: dict[int, ProcInfo] = {}
     for info in procs.values():
-        if info.pid in (me, origin) or info.pid in known or info.state == "Z":
+        if info.pid in (me, origin) or info.pid in known:
+            continue
+        if info.state == "Z":
+            if reaped_orphans and info.ppid == me:
+                # An orphan that ended by itself: nobody else collects it in a subreaper.
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(info.pid, os.WNOHANG)
             continue
         if (
             info.sid == origin

@@ -126,7 +126,7 @@ class HookContext:
         timeouts, cancellation and the stopping of what the hook left running
         (``ProcessResult.leftovers``) are the same for all of them.
         """
-        return run_process(
+        proc = run_process(
             argv,
             env=self.env,
             cwd=cwd,
@@ -138,6 +138,15 @@ class HookContext:
             known=self.children,
             sweep_leftovers=True,
         )
+        if proc.leftovers or proc.stray_children_stopped:
+            what = proc.leftovers.describe() or "no process holding it could be found"
+            held = " (some held its output open)" if proc.stray_children_stopped else ""
+            self.output.message(
+                logging.WARNING,
+                f"hook {name} left background processes running{held}: {what} "
+                "(start services with systemctl or docker, not from a hook)",
+            )
+        return proc
 
 
 @attrs.frozen(kw_only=True)

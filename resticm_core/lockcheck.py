@@ -16,15 +16,12 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import attrs
 
 from .config import Repository
 from .errors import ResticmError
-
-if TYPE_CHECKING:  # restic.py uses is_dead_local_lock: no import cycle at run time
-    from .restic import Restic
+from .restic import Restic
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 

@@ -264,7 +264,10 @@ def run_process(
         kill_grace=kill_grace,
         stop_signal=stop_signal,
         cancel=cancel,
-        known=known,
+        # Orphans count as this child's leftovers only where the caller asked for
+        # a sweep (hooks): a restic's stray pipes must not cost a dump tool started
+        # outside run_process (not a known child) its life.
+        known=known if sweep_leftovers else None,
         pipes=pipe_inodes(proc.stdout.fileno(), proc.stderr.fileno()),
     )
     try:

@@ -44,7 +44,6 @@ import attrs
 from .children import KnownChildren
 from .config import SECRET_NAME_WORDS, Repository
 from .errors import ResticmError, ResticNotFoundError
-from .lockcheck import is_dead_local_lock
 from .phases import BackupSummary
 from .process import ProcessResult, run_process
 from .secrets import Redactor, redact_url
@@ -1124,7 +1123,11 @@ class Restic:
         host's dead processes, locks older than 30 minutes), never a live one.
         """
         holder = result.lock_holder
-        if holder is None or not is_dead_local_lock(holder[1], holder[0]):
+        if holder is None:
+            return False
+        from .lockcheck import is_dead_local_lock  # a backup never needs it (lazy imports)
+
+        if not is_dead_local_lock(holder[1], holder[0]):
             return False
         pid, host = holder
         log.warning(

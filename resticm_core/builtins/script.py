@@ -113,14 +113,6 @@ def run_hook_file(
     )
     if proc.start_error:
         result = attrs.evolve(result, error=result.error + exec_failure_hint(path))
-    if proc.leftovers or proc.stray_children_stopped:
-        what = proc.leftovers.describe() or "no process holding it could be found"
-        held = " (some held its output open)" if proc.stray_children_stopped else ""
-        ctx.output.message(
-            logging.WARNING,
-            f"hook {name} left background processes running{held}: {what} "
-            "(start services with systemctl or docker, not from a hook)",
-        )
     report_result(ctx, result)
     return result
 
