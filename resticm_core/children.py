@@ -5,7 +5,11 @@ Two kernel mechanisms, no cgroups:
 - **Death signal.** Every child is started as ``setpriv --pdeathsig KILL -- <argv>``
   (util-linux >= 2.33): the kernel KILLs it when the thread that started it ends,
   so a ``kill -9``/OOM of resticm no longer leaves a restic running beside the next
-  run. Python's subprocess can only set it from a ``preexec_fn``, which is unsafe
+  run. The *thread* matters: a child started from a worker thread (mirror
+  backends run in a thread pool) would be KILLed when that thread ends; every
+  caller here waits for its child in the thread that started it (run_process
+  returns only once the child is reaped), so no thread ends under a live child.
+  Python's subprocess can only set it from a ``preexec_fn``, which is unsafe
   with threads; setpriv costs one more ``exec`` (about 2 ms). Where setpriv is
   missing or too old, children start without it (logged once at debug level). The
   signal reaches the direct child only: what a hook started itself is reached by
