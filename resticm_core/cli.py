@@ -685,6 +685,8 @@ def _cmd_workflow(
         registry=registry,
         environ=env,
         handle_signals=True,
+        # The CLI owns its process: what a hook daemonises comes back to it.
+        subreaper=True,
         verbose=args.verbose,
         on_backup_status=progress,
         output=_hook_output(),

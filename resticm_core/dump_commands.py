@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from .children import guarded_argv
 from .config import Config, Repository
 from .dumps import (
     TAG_PREFIX,
@@ -248,7 +249,7 @@ def _pipe(
     program = os.path.basename(load_argv[0])
     try:
         load = subprocess.Popen(
-            load_argv,
+            guarded_argv(load_argv, load_env),  # both ends die with resticm
             env=dict(load_env),
             stdin=read_end,
             stdout=subprocess.PIPE,
@@ -265,7 +266,7 @@ def _pipe(
     load_output = PipeLines(load.stdout, on_line)
     try:
         dumper = subprocess.Popen(
-            restic_argv,
+            guarded_argv(restic_argv, restic_env),
             env=dict(restic_env),
             stdin=subprocess.DEVNULL,
             stdout=write_end,

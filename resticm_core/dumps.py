@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
+from .children import guarded_argv
 from .errors import ResticmError
 from .phases import BackupSummary
 from .pipes import PipeLines, last_line, stop_group
@@ -258,9 +259,10 @@ class _DumpProcess:
         self.target = target
         self.timed_out = False
         self.cancelled = False
+        tool_env = {**env, **target.command.env}
         self.proc = subprocess.Popen(
-            target.command.argv,
-            env={**env, **target.command.env},
+            guarded_argv(target.command.argv, tool_env),  # dies with resticm
+            env=tool_env,
             stdin=subprocess.DEVNULL,
             stdout=write_end,
             stderr=subprocess.PIPE,

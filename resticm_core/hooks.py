@@ -33,6 +33,7 @@ from typing import ClassVar, Protocol
 
 import attrs
 
+from .children import KnownChildren
 from .phases import HookResult, Outcome, Phase
 from .process import ProcessResult, run_process
 from .secrets import PASSWORD_VARIABLE_PREFIXES
@@ -103,6 +104,9 @@ class HookContext:
     #: Set when resticm is interrupted: running children are stopped.
     cancel: threading.Event = attrs.field(factory=threading.Event)
     output: OutputSink = attrs.field(factory=LoggingSink)
+    #: The run's live children: in a subreaper, the orphans reparented to resticm
+    #: that are not among them are taken for what the ending hook left behind.
+    children: KnownChildren | None = None
 
     def resolve_path(self, path: str | os.PathLike[str]) -> Path:
         """``~`` expanded; relative paths taken against :attr:`config_dir`."""
@@ -126,9 +130,10 @@ class HookContext:
         """Run a hook process: own process group, output streamed with *name* as prefix.
 
         This is the seam every process-based executor uses, so output handling,
-        timeouts and cancellation are the same for all of them.
+        timeouts, cancellation and the stopping of what the hook left running
+        (``ProcessResult.leftovers``) are the same for all of them.
         """
-        return run_process(
+        proc = run_process(
             argv,
             env=self.env,
             cwd=cwd,
@@ -137,7 +142,18 @@ class HookContext:
             on_stdout=lambda line: self.output.hook_line(name, line),
             on_stderr=lambda line: self.output.hook_line(name, line),
             cancel=self.cancel,
+            known=self.children,
+            sweep_leftovers=True,
         )
+        if proc.leftovers or proc.stray_children_stopped:
+            what = proc.leftovers.describe() or "no process holding it could be found"
+            held = " (some held its output open)" if proc.stray_children_stopped else ""
+            self.output.message(
+                logging.WARNING,
+                f"hook {name} left background processes running{held}: {what} "
+                "(start services with systemctl or docker, not from a hook)",
+            )
+        return proc
 
 
 @attrs.frozen(kw_only=True)

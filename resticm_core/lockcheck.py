@@ -94,6 +94,22 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def is_dead_local_lock(
+    hostname: str,
+    pid: int,
+    *,
+    host: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> bool:
+    """Is a lock of *hostname* and *pid* one of this host whose process is gone?
+
+    Such a lock can only be a leftover (a restic killed with SIGKILL, an OOM kill
+    of resticm): ``restic unlock`` removes it, and removes nothing else younger
+    than 30 minutes.
+    """
+    return hostname == (host or socket.gethostname()) and not alive(pid)
+
+
 def verify_locks(
     restic: Restic,
     repository: Repository,
@@ -124,11 +140,18 @@ def verify_locks(
             foreign.append(info)
             continue
         older = info.time is not None and info.time < run_started
-        if not alive(info.pid) or older:
+        if is_dead_local_lock(info.hostname, info.pid, host=host, alive=alive) or older:
             stale.append(attrs.evolve(info, stale=True))
         # A live lock of ours that is newer than the run belongs to a running
         # restic (a parallel copy reading this repository): not stale.
     return LockReport(repository=repository.name, stale=tuple(stale), foreign=tuple(foreign))
 
 
-__all__ = ["LockInfo", "LockReport", "parse_lock_time", "pid_alive", "verify_locks"]
+__all__ = [
+    "LockInfo",
+    "LockReport",
+    "is_dead_local_lock",
+    "parse_lock_time",
+    "pid_alive",
+    "verify_locks",
+]

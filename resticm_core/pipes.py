@@ -4,7 +4,9 @@
 (``pg_dump | restic backup --stdin``) and a restore (``restic dump | psql``) join
 two children directly, so the data never passes through Python. What is left for
 Python is reading each child's *messages* (stderr) and stopping a child's whole
-process group.
+process group. Both children are started through
+:func:`resticm_core.children.guarded_argv`, so they die with resticm as
+:func:`~resticm_core.process.run_process`'s children do.
 """
 
 from __future__ import annotations

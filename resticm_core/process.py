@@ -7,7 +7,10 @@ One function serves restic and script hooks alike:
 - stdout and stderr are read line by line as they come and handed to callbacks
   (console, log, JSON parser); only a bounded head and tail are kept in memory,
   whatever the child prints;
-- a cancellation event (set by the signal handler) stops the child early.
+- a cancellation event (set by the signal handler) stops the child early;
+- the child dies with resticm (a death signal, :mod:`resticm_core.children`), and
+  what it left running when it exited (a daemon holding its output, or, in a
+  subreaper, any orphan reparented to resticm) is stopped and reported.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from pathlib import Path
 from typing import IO
 
 import attrs
+
+from .children import (
+    SETPRIV_EXEC_FAILURE,
+    KnownChildren,
+    Leftovers,
+    guarded_argv,
+    pipe_inodes,
+    sweep,
+)
 
 #: A line longer than this is cut; the rest of it is dropped (memory stays bounded).
 MAX_LINE_BYTES = 64 * 1024
@@ -99,8 +111,10 @@ class ProcessResult:
     start_error: str = ""
     stdout_tail: tuple[str, ...] = ()
     stderr_tail: tuple[str, ...] = ()
-    #: Set when grandchildren kept the output pipes open and were stopped.
+    #: Set when grandchildren kept the output pipes open past the drain period.
     stray_children_stopped: bool = False
+    #: What the child left running and what became of it (see :mod:`.children`).
+    leftovers: Leftovers = attrs.field(factory=Leftovers)
 
     @property
     def ok(self) -> bool:
@@ -195,6 +209,8 @@ def run_process(
     tail_lines: int = 50,
     head_lines: int = 20,
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+    known: KnownChildren | None = None,
+    sweep_leftovers: bool = False,
 ) -> ProcessResult:
     """Run *argv* (no shell) and wait for it, streaming its output line by line.
 
@@ -207,21 +223,32 @@ def run_process(
         (or, where the OS has no pidfd, in a reader thread).
     :param on_stderr: the same for stderr.
     :param cancel: when set, the child is stopped as on a timeout.
+    :param known: the run's registry of live children: this child is registered in
+        it, and in a subreaper the orphans reparented to us that are not in it count
+        as this child's leftovers.
+    :param sweep_leftovers: after the child exited, stop what it left running
+        (its session and group, and with *known* in a subreaper, the orphans).
+        Processes holding its output pipes past :data:`DRAIN_SECONDS` are
+        stopped in any case.
     :returns: a :class:`ProcessResult`; never raises for a child that fails or cannot start.
     """
     argv = tuple(str(a) for a in argv)
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
+        spawn = guarded_argv(argv, env, cwd)
+        with known.spawning() if known is not None else contextlib.nullcontext() as register:
+            proc = subprocess.Popen(
+                spawn,
+                env=dict(env),
+                cwd=cwd,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+            if register is not None:
+                register(proc.pid)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return ProcessResult(
@@ -231,30 +258,63 @@ def run_process(
             start_error=f"cannot execute {argv[0]}: {reason}",
         )
     out_tail, err_tail = OutputTail(head_lines, tail_lines), OutputTail(head_lines, tail_lines)
+    assert proc.stdout is not None and proc.stderr is not None
     watch = _Watch(
         proc,
         deadline=None if timeout is None else started + timeout,
         kill_grace=kill_grace,
         stop_signal=stop_signal,
         cancel=cancel,
+        # Orphans count as this child's leftovers only where the caller asked for
+        # a sweep (hooks): a restic's stray pipes must not cost a dump tool started
+        # outside run_process (not a known child) its life.
+        known=known if sweep_leftovers else None,
+        pipes=pipe_inodes(proc.stdout.fileno(), proc.stderr.fileno()),
     )
-    pidfd = _open_pidfd(proc.pid)
-    if pidfd is None:
-        _wait_threaded(watch, (out_tail, on_stdout), (err_tail, on_stderr))
-    else:
-        _wait_pidfd(watch, pidfd, (out_tail, on_stdout), (err_tail, on_stderr))
-    assert watch.returncode is not None
+    try:
+        pidfd = _open_pidfd(proc.pid)
+        if pidfd is None:
+            _wait_threaded(watch, (out_tail, on_stdout), (err_tail, on_stderr))
+        else:
+            _wait_pidfd(watch, pidfd, (out_tail, on_stdout), (err_tail, on_stderr))
+        assert watch.returncode is not None
+        if sweep_leftovers:
+            # What left the session (setsid) without holding our pipes: found when
+            # we are a subreaper; the session's own members in any case.
+            watch.leftovers += sweep(proc.pid, grace=kill_grace, known=known)
+    finally:
+        if known is not None:
+            known.discard(proc.pid)
+    start_error = _wrapper_exec_failure(argv, watch.returncode, err_tail)
     return ProcessResult(
         argv=argv,
-        returncode=watch.returncode,
+        returncode=None if start_error else watch.returncode,
         duration=time.monotonic() - started,
         timed_out=watch.timed_out,
         timeout=timeout,
         cancelled=watch.cancelled,
+        start_error=start_error,
         stdout_tail=tuple(out_tail.lines()),
-        stderr_tail=tuple(err_tail.lines()),
+        stderr_tail=() if start_error else tuple(err_tail.lines()),
         stray_children_stopped=watch.stray,
+        leftovers=watch.leftovers,
     )
+
+
+def _wrapper_exec_failure(argv: Sequence[str], returncode: int | None, err: OutputTail) -> str:
+    """The start error when setpriv could not ``exec`` the program (ENOEXEC...), else "".
+
+    The program was resolved before (ENOENT, EACCES are start errors already):
+    what is left is a file the kernel refuses to run, which setpriv reports as
+    ``setpriv: failed to execute <path>: <reason>`` with status 126 or 127.
+    """
+    if returncode not in (126, 127) or err.total != 1:
+        return ""
+    line = err.last(1)[0]
+    if not line.startswith(SETPRIV_EXEC_FAILURE):
+        return ""
+    reason = line.rpartition(": ")[2]
+    return f"cannot execute {argv[0]}: {reason}"
 
 
 Stream = tuple[OutputTail, "LineCallback | None"]
@@ -271,8 +331,14 @@ class _Watch:
         kill_grace: float,
         stop_signal: int,
         cancel: threading.Event | None,
+        known: KnownChildren | None = None,
+        pipes: tuple[int, ...] = (),
     ) -> None:
         self.proc = proc
+        self.known = known
+        #: The inodes of the child's output pipes: whoever holds them is its leftover.
+        self.pipes = pipes
+        self.leftovers = Leftovers()
         self.deadline = deadline
         self.kill_grace = kill_grace
         self.stop_signal = stop_signal
@@ -291,6 +357,17 @@ class _Watch:
             self.timed_out = True
             return True
         return False
+
+    def stop_pipe_holders(self) -> None:
+        """The child exited but its pipes stay open: stop whoever holds them.
+
+        Found by the pipes themselves (``/proc/*/fd``), so a ``setsid`` daemon that
+        left the process group is found too, and only what really holds them.
+        """
+        self.stray = True
+        self.leftovers += sweep(
+            self.proc.pid, grace=self.kill_grace, pipes=self.pipes, known=self.known
+        )
 
 
 # -- waiting with threads (any POSIX system) ------------------------------------------------------
@@ -338,8 +415,7 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
         thread.join(max(0.0, drain_until - time.monotonic()))
     if any(t.is_alive() for t in readers):
         # A grandchild still holds our pipes: it belongs to this hook, stop it.
-        watch.stray = True
-        _stop_group(proc, min(watch.kill_grace, 2.0))
+        watch.stop_pipe_holders()
         for thread in readers:
             thread.join(5.0)
 
@@ -463,11 +539,8 @@ def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
                     drain_until = now + DRAIN_SECONDS
                 if stray_deadline is None and now >= drain_until:
                     # A grandchild still holds our pipes: it belongs to this hook, stop it.
-                    watch.stray = True
-                    grace = min(watch.kill_grace, 2.0)
-                    _signal_group(proc.pid, signal.SIGTERM)
-                    kill_at = now + grace
-                    stray_deadline = now + grace + 5.0
+                    watch.stop_pipe_holders()
+                    stray_deadline = time.monotonic() + 5.0
                     continue
                 if stray_deadline is not None and now >= stray_deadline:
                     break

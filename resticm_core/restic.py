@@ -32,6 +32,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -40,6 +41,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .children import KnownChildren
 from .config import Repository
 from .errors import ResticmError, ResticNotFoundError
 from .phases import BackupSummary
@@ -135,6 +137,14 @@ _PROGRESS_LINE = re.compile(r"^\[\d+:\d{2}(?::\d{2})?\]")
 _OMITTED_MARKER = re.compile(r"^\.\.\. \d+ lines omitted \.\.\.$")
 _VERSION = re.compile(r"\brestic (\d+)\.(\d+)\.(\d+)")
 _LOCK_ID = re.compile(r"^[0-9a-f]{64}$")
+#: Who holds the lock restic tripped over (0.14 and 0.18 word it alike):
+#:   repository is already locked exclusively by PID 6039 on vm by root (UID 0, GID 0)
+_LOCK_HOLDER = re.compile(r"repository is already locked (?:exclusively )?by PID (\d+) on (\S+)")
+#: Appended to the message of a command locked out by another host's lock.
+FOREIGN_LOCK_HINT = (
+    "the lock belongs to another host: if restic no longer runs there, remove it with "
+    "'resticm unlock --restic' (restic removes another host's lock once it is 30 minutes old)"
+)
 #: Commands that never hold a repository lock (no stale lock to remove after a kill).
 _LOCKLESS_COMMANDS = frozenset({"version", "help", "init", "unlock", "generate"})
 
@@ -395,6 +405,8 @@ class ResticResult:
     error_kind: ResticErrorKind = ResticErrorKind.NONE
     #: Why resticm itself failed the command (could not start, output too large...), else "".
     failure: str = ""
+    #: What the user can do about the failure, appended to :attr:`message` ("" for none).
+    hint: str = ""
 
     @classmethod
     def from_exit(
@@ -452,7 +464,19 @@ class ResticResult:
             return f"{what} on {self.repository} was interrupted{_exit_suffix(self.exit_code)}"
         verb = "finished with warnings" if kind is ResticErrorKind.PARTIAL else "failed"
         detail = self.failure or _detail(self.stderr_tail, kind) or _exit_description(self)
-        return f"{what} {verb} on {self.repository}: {detail}{_exit_suffix(self.exit_code)}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{what} {verb} on {self.repository}: {detail}{_exit_suffix(self.exit_code)}{hint}"
+
+    @property
+    def lock_holder(self) -> tuple[int, str] | None:
+        """(PID, hostname) of the lock a LOCKED command tripped over, when restic named it."""
+        if self.error_kind is not ResticErrorKind.LOCKED:
+            return None
+        for line in self.stderr_tail:
+            match = _LOCK_HOLDER.search(line)
+            if match is not None:
+                return int(match.group(1)), match.group(2)
+        return None
 
 
 def _backend_trouble(stderr: Sequence[str]) -> str:
@@ -696,6 +720,8 @@ class SubprocessResticRunner:
         password source (plugins: vaults, keyrings); returns the password or None.
     :param on_command: called with the printable command line before each run.
     :param kill_grace: seconds between TERM and KILL when restic is stopped.
+    :param children: the run's registry of live children; restic children are
+        registered there so a hook's leftover sweep never takes one for an orphan.
     """
 
     def __init__(
@@ -706,8 +732,10 @@ class SubprocessResticRunner:
         password_provider: PasswordProvider | None = None,
         on_command: Callable[[str], None] | None = None,
         kill_grace: float = 10.0,
+        children: KnownChildren | None = None,
     ) -> None:
         self.binary = binary
+        self.children = children
         self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
         self.password_provider = password_provider
         self.on_command = on_command
@@ -772,6 +800,7 @@ class SubprocessResticRunner:
             # restic removes its own repository lock on SIGINT (not on SIGTERM).
             stop_signal=signal.SIGINT,
             stdin=subprocess.DEVNULL if stdin is None else stdin,
+            known=self.children,
         )
         if _left_a_lock(process, args):
             self._remove_stale_lock(binary, env, repository)
@@ -793,6 +822,7 @@ class SubprocessResticRunner:
             env=env,
             timeout=HOUSEKEEPING_TIMEOUT,
             kill_grace=self.kill_grace,
+            known=self.children,
         )
         if process.ok:
             log.info("removed the lock restic left on %s when it was stopped", repository.name)
@@ -1066,6 +1096,7 @@ class Restic:
         deadline = time.monotonic() + (retry or 0)
         delay = self.retry_delay
         transient_retries = 0
+        dead_lock_removed = False
         while True:
             result = self.runner.execute(
                 args,
@@ -1080,6 +1111,11 @@ class Restic:
             if not streamed and self._retry_transient(result, repository, transient_retries):
                 transient_retries += 1
                 continue
+            if not dead_lock_removed and self._remove_dead_lock(result, repository, streamed):
+                dead_lock_removed = True
+                if not streamed:  # a stream cannot be read twice
+                    continue
+            result = self._with_lock_hint(result)
             remaining = deadline - time.monotonic()
             if (
                 native
@@ -1097,6 +1133,49 @@ class Restic:
             if self.cancel is None:
                 time.sleep(min(delay, remaining))
             delay = min(delay * 2, 60.0)
+
+    def _remove_dead_lock(
+        self, result: ResticResult, repository: Repository, streamed: Mapping[str, Any]
+    ) -> bool:
+        """``restic unlock`` when *result* was locked out by a dead process of this host.
+
+        Such a lock is a leftover (a restic killed with SIGKILL, resticm killed by
+        the OOM killer): without this, every later prune and check fails until
+        someone unlocks by hand. ``restic unlock`` removes stale locks only (this
+        host's dead processes, locks older than 30 minutes), never a live one.
+        """
+        holder = result.lock_holder
+        if holder is None:
+            return False
+        from .lockcheck import is_dead_local_lock  # a backup never needs it (lazy imports)
+
+        if not is_dead_local_lock(holder[1], holder[0]):
+            return False
+        pid, host = holder
+        log.warning(
+            "restic %s on %s: the repository is locked by PID %d of this host (%s), which no "
+            "longer runs (a killed restic left it); removing the stale lock with restic unlock%s",
+            result.command, repository.name, pid, host,
+            "" if streamed else " and running the command once more",
+        )
+        unlock = self.runner.execute(
+            ["unlock"], repository, timeout=self.timeouts.get("unlock"), cancel=self.cancel
+        )
+        if not unlock.ok:
+            log.warning(
+                "could not remove the stale lock on %s: %s", repository.name, unlock.message
+            )
+            return False
+        log.info("removed the stale lock of PID %d on %s", pid, repository.name)
+        return True
+
+    @staticmethod
+    def _with_lock_hint(result: ResticResult) -> ResticResult:
+        """A locked-out result names ``resticm unlock --restic`` when another host holds it."""
+        holder = result.lock_holder
+        if holder is None or result.hint or holder[1] == socket.gethostname():
+            return result
+        return attrs.evolve(result, hint=FOREIGN_LOCK_HINT)
 
     def _retry_transient(self, result: ResticResult, repository: Repository, done: int) -> bool:
         """Wait before another attempt after a transient failure; False: give up."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from .children import KnownChildren
 from .config import Config, Repository
 from .errors import UsageError
 from .hook_lifecycle import run_hook
@@ -149,6 +150,8 @@ class RunState:
     on_backup_status: Callable[[Mapping[str, Any]], None] | None = None
     #: This run's own log lines (bounded, redacted) for the notifications; None: not kept.
     log_tail: LogTail | None = None
+    #: The children this run waits for (hooks' leftover sweeps leave them alone).
+    children: KnownChildren | None = None
     started: float = attrs.field(factory=time.time)
     phases: list[PhaseResult] = attrs.field(factory=list)
     steps: list[StepResult] = attrs.field(factory=list)
@@ -264,6 +267,7 @@ class RunState:
             dry_run=self.options.dry_run,
             cancel=self.interrupt.abort if cleanup else self.interrupt.stop,
             output=self.output,
+            children=self.children,
         )
         results: list[HookResult] = []
         finished = getattr(self.output, "hook_finished", None)  # optional sink method

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from .builtins.python_callable import PythonHook
+from .children import KnownChildren, set_subreaper
 from .config import PRIMARY, Config, Repository
 from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink
@@ -397,6 +398,7 @@ def run(
     lock_dir: Path | None = None,
     on_backup_status: Callable[[Mapping[str, Any]], None] | None = None,
     verbose: bool = False,
+    subreaper: bool = False,
 ) -> RunReport:
     """Run one resticm command and return what happened.
 
@@ -410,6 +412,10 @@ def run(
     :param runner: the restic seam; default runs the real ``restic``.
     :param handle_signals: install SIGTERM/SIGINT/SIGHUP handlers (main thread only)
         so a signal stops the running child and the cleanup hooks still run.
+    :param subreaper: make this process a child subreaper for the run, so what a
+        hook daemonised (``setsid``) is reparented to it and stopped when the hook
+        ends. It changes the whole process (orphans of *any* of its children come
+        to it), so it is opt-in: the CLI sets it.
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
         Bad arguments (an unknown command or hook phase) raise :class:`UsageError`.
@@ -437,10 +443,12 @@ def run(
         urls=[config.repository, *(b.repository for b in config.backends.values())],
     )
     interrupt = Interrupt()
+    children = KnownChildren()
     restic_runner = runner or SubprocessResticRunner(
         environ=environ,
         password_provider=registry.repository_password,
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
+        children=children,
     )
     restic = Restic(
         restic_runner,
@@ -460,6 +468,7 @@ def run(
         interrupt=interrupt,
         redactor=redactor,
         on_backup_status=on_backup_status,
+        children=children,
     )
     # Notifications (never in a dry run) get this run's log tail: the records logged
     # in this run's context only (threads of other runs set their own), never a
@@ -473,13 +482,20 @@ def run(
     )
     lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
     with capture_logs(notify.log_tail):
-        report = _locked_run(state, notify, lock, handle_signals=handle_signals)
+        report = _locked_run(
+            state, notify, lock, handle_signals=handle_signals, subreaper=subreaper
+        )
     registry.run_finished(report, config)
     return report
 
 
 def _locked_run(
-    state: RunState, notify: RunNotifications, lock: ProcessLock, *, handle_signals: bool
+    state: RunState,
+    notify: RunNotifications,
+    lock: ProcessLock,
+    *,
+    handle_signals: bool,
+    subreaper: bool,
 ) -> RunReport:
     """lock -> the workflow -> notify -> unlock; a lock that cannot be taken is a report."""
     opts = state.options
@@ -496,6 +512,7 @@ def _locked_run(
             report = attrs.evolve(report, exit_code=LockHeldError.exit_code)
         notify.finished(report)  # an early failure is notified too
         return report
+    reaping = subreaper and set_subreaper(True)
     try:
         with _signal_handlers(state.interrupt, handle_signals), log_context(command=opts.command):
             log.info(
@@ -518,6 +535,8 @@ def _locked_run(
         report = attrs.evolve(state.report(), snapshot_counts=counts)
         notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
+        if reaping:
+            set_subreaper(False)
         lock.release()
     log.info(
         "resticm %s finished with exit code %d",

@@ -7,6 +7,7 @@ one cannot produce a case (exit codes 10/11/12 of restic >= 0.17).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -997,22 +998,24 @@ def test_unreachable_server_is_not_a_missing_repository(runner: SubprocessRestic
 
 @requires_restic
 @pytest.mark.restic
-def test_stale_lock_makes_prune_locked(
-    repo: Path, tmp_path: Path, runner: SubprocessResticRunner
+def test_stale_lock_of_this_host_is_removed_before_prune(
+    repo: Path, tmp_path: Path, runner: SubprocessResticRunner, caplog: pytest.LogCaptureFixture
 ) -> None:
     holder = hold_restic_lock(repo, restic_env(tmp_path / "cache", repo))
     holder.kill()  # SIGKILL: restic cannot remove its lock
     holder.wait()
     restic = Restic(runner)
     repository = primary(repo, password=PASSWORD)
-    res = restic.prune(repository)
-    assert res.error_kind is ResticErrorKind.LOCKED
-    assert "repository is already locked by PID" in res.message
     [lock_id] = restic.list_locks(repository)
     lock = restic.cat_lock(repository, lock_id)
     assert lock["pid"] == holder.pid and lock["exclusive"] is False
     assert restic.list_locks(repository) == [lock_id]  # listing and cat took no lock
-    assert restic.unlock(repository).ok
+    with caplog.at_level(logging.INFO):
+        res = restic.prune(repository)
+    # The lock's process is gone and it is this host's: restic unlock, then prune again.
+    assert res.ok, res.message
+    assert f"locked by PID {holder.pid} of this host" in caplog.text
+    assert "removing the stale lock with restic unlock" in caplog.text
     assert restic.list_locks(repository) == []
 
 

@@ -122,12 +122,6 @@ def run_hook_file(
     )
     if proc.start_error:
         result = attrs.evolve(result, error=result.error + exec_failure_hint(path))
-    if proc.stray_children_stopped:
-        ctx.output.message(
-            logging.WARNING,
-            f"hook {name} left background processes holding its output open; "
-            "they were stopped (redirect their output, e.g. >/dev/null 2>&1, to keep them)",
-        )
     report_result(ctx, result)
     return result
 
