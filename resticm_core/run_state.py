@@ -165,6 +165,14 @@ class RunState:
     def command(self) -> Command:
         return self.options.command
 
+    def backup_repository_url(self) -> str:
+        """The repository this run backs up into: the active backend (``backend use``)
+        for ``backup``, else the primary. Hooks see it as ``RESTICM_REPOSITORY``."""
+        target = self.options.target
+        if self.command is Command.BACKUP and target and target in self.config.backends:
+            return self.config.backends[target].repository
+        return self.config.repository
+
     # -- recording ---------------------------------------------------------------
 
     def error(self, text: str) -> None:
@@ -201,7 +209,7 @@ class RunState:
             "RESTICM_PHASE": phase.value,
             "RESTICM_COMMAND": self.options.command.value,
             "RESTICM_CONFIG": str(self.config.source_path or ""),
-            "RESTICM_REPOSITORY": redact_url(self.config.repository),
+            "RESTICM_REPOSITORY": redact_url(self.backup_repository_url()),
             "RESTICM_DRY_RUN": "1" if self.options.dry_run else "0",
             "RESTICM_HOST": self.config.hostname,
         }

@@ -95,7 +95,8 @@ def _preflight(run: RunState) -> bool:
     )
     if not wanted:
         return True
-    repo = run.config.primary_repository()
+    # The repository the backup will write to: the active backend when one is in use.
+    repo = _backup_repository(run)
     step = run.restic_step(
         StepKind.PREFLIGHT,
         repo,

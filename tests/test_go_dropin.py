@@ -7,13 +7,14 @@ Each test runs the real ``resticm`` on a config in the Go tool's own format
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, requires_restic, snapshot_ids
+from .conftest import PASSWORD, requires_restic, snapshot_ids, write_script
 
 
 def resticm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -139,3 +140,32 @@ def test_json_failures_print_an_error_object_on_stdout(
     missing = resticm("-c", str(tmp_path / "nope.yaml"), "--json", "snapshots", env=environ)
     assert missing.returncode == 2
     assert json.loads(missing.stdout)["errors"][0]["message"].startswith("config file not found")
+
+
+@requires_restic
+@pytest.mark.restic
+def test_backup_into_the_active_backend_probes_it_not_the_primary(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    # The primary is gone; the active backend is fine: the backup must go ahead.
+    offsite = tmp_path / "offsite"
+    shutil.copytree(repo, offsite)
+    seen = tmp_path / "seen.txt"
+    hook = write_script(tmp_path / "hooks" / "pre.sh", f'echo "$RESTICM_REPOSITORY" > {seen}\n')
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f'repository: "{tmp_path / "gone"}"\n'
+        f'password: "{PASSWORD}"\n'
+        f"directories:\n  - {source}\n"
+        f"hooks:\n  pre_backup: {hook}\n"
+        f'backends:\n  offsite:\n    repository: "{offsite}"\n    password: "{PASSWORD}"\n'
+        f"logging:\n  file: {tmp_path / 'log' / 'resticm.log'}\n"
+    )
+    cfg.chmod(0o600)
+    env = {**environ, "HOME": str(tmp_path / "home")}
+    assert resticm("-c", str(cfg), "backend", "use", "offsite", env=env).returncode == 0
+    result = resticm("-c", str(cfg), "-v", "backup", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"RESTIC_REPOSITORY={offsite}" in result.stderr or str(offsite) in result.stderr
+    assert seen.read_text().strip() == str(offsite)  # RESTICM_REPOSITORY: where it went
+    assert len(snapshot_ids(offsite, tmp_path / "cache")) == 1
