@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -276,9 +276,72 @@ def setup_logging(
     return logger
 
 
+#: Where root's logs go by default; a user who cannot write there logs under XDG instead.
+SYSTEM_LOG_DIR = Path("/var/log")
+#: Marks that the fallback was announced: the notice is shown once, not on every command.
+_FALLBACK_NOTICED = ".log-fallback-noticed"
+
+
+def effective_log_file(
+    configured: str,
+    *,
+    euid: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    writable: Callable[[Path], bool] | None = None,
+) -> tuple[Path, bool]:
+    """The log file to open, and whether it is the non-root fallback.
+
+    The Go tool's default ``/var/log/resticm/resticm.log`` is root's: a user who cannot
+    write there (a config copied from a server, a laptop) logs to
+    ``$XDG_STATE_HOME/resticm/resticm.log`` (``~/.local/state/resticm/``) instead of
+    losing the log and warning on every command. Any other path is used as written.
+    """
+    path = Path(os.path.expanduser(configured))
+    uid = os.geteuid() if euid is None else euid
+    if uid == 0 or not path.is_relative_to(SYSTEM_LOG_DIR) or (writable or _writable)(path):
+        return path, False
+    from .state import default_state_dir
+
+    return default_state_dir(environ, euid=uid) / path.name, True
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user could create or append *path* (its nearest existing ancestor).
+
+    A directory this user cannot even search (``/var/log/resticm``, 0750 root) means no.
+    """
+    try:
+        if path.exists():
+            return os.access(path, os.W_OK)
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    except OSError:
+        return False
+    return os.access(parent, os.W_OK | os.X_OK)
+
+
+def _announce_fallback(logger: logging.Logger, configured: str, used: Path) -> None:
+    marker = used.parent / _FALLBACK_NOTICED
+    if marker.exists():
+        return
+    logger.warning(
+        "logging to %s: %s is root's and not writable by uid %d (shown once; set "
+        "logging.file to choose another file)",
+        used,
+        configured,
+        os.geteuid(),
+    )
+    with contextlib.suppress(OSError):
+        marker.touch(mode=0o600)
+
+
 def _file_handler(logger: logging.Logger, settings: Logging) -> logging.Handler | None:
     try:
-        path = Path(os.path.expanduser(settings.file))
+        path, fallback = effective_log_file(settings.file)
+        if fallback:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _announce_fallback(logger, settings.file, path)
         path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         handler = _RotatingFile(
             path,
