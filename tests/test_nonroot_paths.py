@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
