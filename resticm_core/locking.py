@@ -4,7 +4,8 @@ Keyed by the config file's real path (by the repository URL for configs built
 from a mapping), held with ``flock`` on a file in a private per-user directory:
 ``/run/resticm`` for root, ``/run/user/<uid>/resticm`` or ``/tmp/resticm-<uid>``
 for other users. The location depends on neither HOME, XDG variables nor sudo,
-so ``sudo resticm`` and a root cron job share it, and other users cannot hold it.
+so ``sudo resticm`` and a root cron job share it, and other users cannot hold it;
+only an explicit ``RESTICM_LOCK_DIR`` moves it (containers, test suites).
 The descriptor is close-on-exec, so a daemonised hook child cannot inherit it.
 """
 
@@ -24,8 +25,16 @@ from types import TracebackType
 from .errors import LockHeldError, ResticmError
 
 
+#: An explicit lock directory (containers, test suites): the only way to move the lock.
+#: Deliberately not HOME or XDG_RUNTIME_DIR, which differ between `sudo` and root's cron.
+LOCK_DIR_ENV = "RESTICM_LOCK_DIR"
+
+
 def default_lock_dir(euid: int | None = None) -> Path:
-    """The private lock directory of the effective user."""
+    """The private lock directory of the effective user (``$RESTICM_LOCK_DIR`` if set)."""
+    explicit = os.environ.get(LOCK_DIR_ENV)
+    if explicit:
+        return Path(explicit)
     uid = os.geteuid() if euid is None else euid
     if uid == 0:
         return Path("/run/resticm")

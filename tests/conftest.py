@@ -6,9 +6,11 @@ suite runs in parallel under pytest-xdist.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,48 @@ from pathlib import Path
 import pytest
 
 PASSWORD = "correct horse battery staple"
+
+#: What a resticm run as root writes outside its config when nothing says otherwise.
+SYSTEM_PATHS = (Path("/var/log/resticm"), Path("/run/resticm"))
+
+
+def _listing(paths: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
+    found = {}
+    for top in paths:
+        if top.exists():
+            found[str(top)] = (0, 0)
+            for path in top.rglob("*"):
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    found[str(path)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Locks of the suite's resticm runs go to a private temp dir, not /run/resticm."""
+    if not os.environ.get("RESTICM_LOCK_DIR"):
+        lock_dir = tempfile.mkdtemp(prefix="resticm-test-locks-")
+        os.environ["RESTICM_LOCK_DIR"] = lock_dir
+        config.add_cleanup(lambda: shutil.rmtree(lock_dir, ignore_errors=True))
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.stash[_SYSTEM_BEFORE] = _listing(SYSTEM_PATHS)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves the system alone: a test that wrote /var/log/resticm or
+    /run/resticm (a config without logging.file, a lock outside the temp dir) fails it."""
+    config = session.config
+    if hasattr(config, "workerinput") or _SYSTEM_BEFORE not in config.stash:
+        return
+    before, after = config.stash[_SYSTEM_BEFORE], _listing(SYSTEM_PATHS)
+    changed = sorted(p for p in after.keys() | before.keys() if before.get(p) != after.get(p))
+    if changed:
+        shown = "\n  ".join(changed[:20])
+        print(f"\nthe test suite changed system paths (use tmp_path):\n  {shown}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_SYSTEM_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
 HAVE_RESTIC = shutil.which("restic") is not None
 
 requires_restic = pytest.mark.skipif(not HAVE_RESTIC, reason="restic is not installed")

@@ -56,6 +56,7 @@ def write_config(tmp_path: Path, repo: Path, source: Path, *, inline: bool, isol
     cfg.write_text(
         f"repository: {repo}\n{password}directories:\n  - {source}\n"
         f"hooks:\n  pre_backup:\n    - {hook}\n"
+        f"logging:\n  file: {tmp_path / 'resticm.log'}\n"
     )
     cfg.chmod(0o600)
     return cfg

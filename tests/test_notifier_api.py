@@ -218,6 +218,7 @@ def test_notify_test_honours_the_total_timeout(
     path.write_text(
         f"""repository: /r
 password: pw-secret
+logging: {{file: "{tmp_path / 'resticm.log'}"}}
 notifications:
   timeout: 1s
   providers:

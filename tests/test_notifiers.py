@@ -395,6 +395,7 @@ def test_cli_notify_test(
     path.write_text(
         f"""repository: /r
 password: pw-secret
+logging: {{file: "{tmp_path / 'resticm.log'}"}}
 notifications:
   providers:
     - type: ntfy
