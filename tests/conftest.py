@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -38,6 +39,11 @@ def _listing(paths: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Locks of the suite's resticm runs go to a private temp dir, not /run/resticm."""
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored,
+    # and so would every child: a shell cannot trap a signal ignored on entry, and the
+    # tests of restic's SIGINT stop would see a KILL instead.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if not os.environ.get("RESTICM_LOCK_DIR"):
         lock_dir = tempfile.mkdtemp(prefix="resticm-test-locks-")
         os.environ["RESTICM_LOCK_DIR"] = lock_dir
