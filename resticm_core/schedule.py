@@ -282,10 +282,9 @@ def _paths_the_run_needs(schedule: Schedule) -> list[tuple[str, Path]]:
         interpreter = _interpreter(program.resolve())
         if interpreter is not None:
             needed += [("interpreter", interpreter), ("interpreter", interpreter.resolve())]
-    if not schedule.executable:
-        # This installation: an editable install runs the package from its checkout.
-        package = Path(__file__).resolve().parent
-        needed.append(("the resticm_core package", package))
+    if _runs_this_installation(schedule):
+        # An editable install runs the package from its checkout, wherever that is.
+        needed.append(("the resticm_core package", Path(__file__).resolve().parent))
     if schedule.config:
         needed += [("config", Path(schedule.config)), ("config", Path(schedule.config).resolve())]
     return needed
@@ -311,9 +310,16 @@ def check_visible_to_service(schedule: Schedule) -> None:
                 )
 
 
+def _runs_this_installation(schedule: Schedule) -> bool:
+    """Whether the service starts this interpreter's resticm (not one found on PATH)."""
+    program = Path(schedule.argv()[0])
+    here = Path(sys.executable)
+    return not schedule.executable and (program == here or program.parent == here.parent)
+
+
 def _checkout_note(schedule: Schedule) -> str | None:
     """A warning when the timer would run this package from a source checkout."""
-    if schedule.executable:
+    if not _runs_this_installation(schedule):
         return None
     package = Path(__file__).resolve().parent
     if not (package.parent / "pyproject.toml").is_file():
@@ -340,9 +346,16 @@ def check_with_systemd_analyze(schedule: Schedule, environ: Mapping[str, str]) -
         ("calendar", schedule.on_calendar, "--on-calendar"),
         ("timespan", schedule.randomized_delay, "--randomized-delay"),
     ):
-        result = subprocess.run(
-            [analyze, verb, "--", value], capture_output=True, text=True, timeout=60, check=False
-        )
+        try:
+            result = subprocess.run(
+                [analyze, verb, "--", value],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return  # a broken checker is no reason to refuse; systemd checks at load time
         if result.returncode != 0:
             reason = next((line for line in result.stderr.splitlines() if line.strip()), "rejected")
             raise UsageError(
