@@ -6,6 +6,12 @@ with ``--cron``); ``remove`` disables the timer and deletes both files. Every
 hardening setting is explained in ``docs/scheduling.md``: the backup must still
 read the whole file system, and hooks must still be able to stop services and
 write dumps.
+
+``install`` refuses what would fail every night instead of writing it: a program,
+interpreter or config the unit's own sandbox hides (``PrivateTmp=`` hides ``/tmp``),
+an ``OnCalendar=`` or ``RandomizedDelaySec=`` value systemd cannot parse (checked
+with ``systemd-analyze`` where it is installed), and a machine with no systemd
+manager running (then ``schedule show --cron`` is the way).
 """
 
 from __future__ import annotations
@@ -26,6 +32,20 @@ from .errors import ResticmError, UsageError
 #: Commands a schedule can run; ``default`` is the bare ``resticm``.
 SCHEDULE_COMMANDS = ("default", "backup", "full")
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+#: Exists only while systemd is the running init (sd_booted(3) tests the same path).
+SYSTEMD_RUNTIME_DIR = Path("/run/systemd/system")
+#: Settings the generated service may carry, and the paths each hides from the run:
+#: a program, interpreter or config there is not found when the timer fires.
+_HIDING_SETTINGS = {
+    "PrivateTmp=true": ("/tmp", "/var/tmp"),
+    "ProtectHome=true": ("/home", "/root", "/run/user"),
+    "ProtectHome=tmpfs": ("/home", "/root", "/run/user"),
+}
+_INSTALL_HINT = (
+    'install resticm outside it (README "Install on a server": '
+    "`sudo python3 -m venv /opt/resticm && sudo /opt/resticm/bin/pip install .`) "
+    "and run that installation's `resticm schedule install`, or pass --executable PATH"
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _SIMPLE_ARG = re.compile(r"^[A-Za-z0-9_./=:+,@-]+$")
 #: systemd calendar shorthands and the cron fields they mean.
@@ -227,22 +247,162 @@ def write_units(schedule: Schedule, unit_dir: Path) -> tuple[Path, Path]:
     return service, timer
 
 
+def _hidden_prefixes(schedule: Schedule) -> dict[str, str]:
+    """Each path prefix the generated service hides, with the setting that hides it."""
+    settings = set(service_unit(schedule).splitlines())
+    return {
+        prefix: setting
+        for setting, prefixes in _HIDING_SETTINGS.items()
+        if setting in settings
+        for prefix in prefixes
+    }
+
+
+def _interpreter(program: Path) -> Path | None:
+    """The absolute ``#!`` interpreter of a script (a venv's ``bin/resticm``), if any."""
+    try:
+        with program.open("rb") as stream:
+            first = stream.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return Path(words[0]) if words and words[0].startswith("/") else None
+
+
+def _paths_the_run_needs(schedule: Schedule) -> list[tuple[str, Path]]:
+    """(what, path) for every file the service must see: program, its target, interpreter."""
+    argv = schedule.argv()
+    found = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    needed: list[tuple[str, Path]] = []
+    if found:
+        program = Path(found)
+        needed += [("program", program), ("program", program.resolve())]
+        interpreter = _interpreter(program.resolve())
+        if interpreter is not None:
+            needed += [("interpreter", interpreter), ("interpreter", interpreter.resolve())]
+    if _runs_this_installation(schedule):
+        # An editable install runs the package from its checkout, wherever that is.
+        needed.append(("the resticm_core package", Path(__file__).resolve().parent))
+    if schedule.config:
+        needed += [("config", Path(schedule.config)), ("config", Path(schedule.config).resolve())]
+    return needed
+
+
+def check_visible_to_service(schedule: Schedule) -> None:
+    """Refuse a program, interpreter or config the service's own sandbox would hide.
+
+    :raises UsageError: naming the path, the setting that hides it, and the fix.
+    """
+    hidden = _hidden_prefixes(schedule)
+    for what, path in _paths_the_run_needs(schedule):
+        for prefix, setting in hidden.items():
+            if path == Path(prefix) or Path(prefix) in path.parents:
+                fix = (
+                    "move the config (e.g. to /etc/resticm/config.yaml) and pass --config"
+                    if what == "config"
+                    else _INSTALL_HINT
+                )
+                raise UsageError(
+                    f"{what} {path} is under {prefix}, which the service's {setting} hides: "
+                    f"the timer would fail every run; {fix}"
+                )
+
+
+def _runs_this_installation(schedule: Schedule) -> bool:
+    """Whether the service starts this interpreter's resticm (not one found on PATH)."""
+    program = Path(schedule.argv()[0])
+    here = Path(sys.executable)
+    return not schedule.executable and (program == here or program.parent == here.parent)
+
+
+def _checkout_note(schedule: Schedule) -> str | None:
+    """A warning when the timer would run this package from a source checkout."""
+    if not _runs_this_installation(schedule):
+        return None
+    package = Path(__file__).resolve().parent
+    if not (package.parent / "pyproject.toml").is_file():
+        return None
+    return (
+        f"warning: the timer runs resticm_core from the checkout {package.parent} "
+        "(an editable install): moving or deleting that checkout stops the backups; "
+        'see README "Install on a server"'
+    )
+
+
+def check_with_systemd_analyze(schedule: Schedule, environ: Mapping[str, str]) -> None:
+    """Let systemd itself parse ``OnCalendar=`` and ``RandomizedDelaySec=`` (if installed).
+
+    Without the check a typo is accepted, and the timer fails to load at the next
+    daemon-reload: no backup, and nothing says so until someone looks.
+
+    :raises UsageError: naming the option, the value and systemd's reason.
+    """
+    analyze = shutil.which("systemd-analyze", path=environ.get("PATH"))
+    if analyze is None:
+        return
+    for verb, value, option in (
+        ("calendar", schedule.on_calendar, "--on-calendar"),
+        ("timespan", schedule.randomized_delay, "--randomized-delay"),
+    ):
+        try:
+            result = subprocess.run(
+                [analyze, verb, "--", value],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return  # a broken checker is no reason to refuse; systemd checks at load time
+        if result.returncode != 0:
+            reason = next((line for line in result.stderr.splitlines() if line.strip()), "rejected")
+            raise UsageError(
+                f"{option} {value!r}: not a valid systemd {verb} "
+                f"(systemd-analyze {verb}: {reason}); see `man systemd.time`"
+            )
+
+
 class SystemctlError(ResticmError):
-    """systemctl is missing or refused a command (exit 1: a step failed)."""
+    """systemctl refused a command (exit 1: a step failed)."""
 
 
-def _require_systemctl() -> str:
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        raise SystemctlError(
-            "systemctl not found: this system has no systemd; "
-            "use `resticm schedule show --cron` for a cron line"
+class NoSystemdError(UsageError):
+    """No systemd manager runs here (exit 2: use ``schedule show --cron``)."""
+
+
+def systemd_problem(user: bool, environ: Mapping[str, str]) -> str | None:
+    """Why systemctl cannot manage units here, or None when it can."""
+    if user:
+        runtime = environ.get("XDG_RUNTIME_DIR")
+        # The user manager's socket: systemctl --user talks to it there.
+        if not runtime or not (Path(runtime) / "systemd" / "private").exists():
+            return (
+                "no systemd user manager reachable ($XDG_RUNTIME_DIR/systemd/private is "
+                "missing: log in as the user, or `loginctl enable-linger USER`)"
+            )
+    elif not SYSTEMD_RUNTIME_DIR.is_dir():
+        return f"no running systemd here ({SYSTEMD_RUNTIME_DIR} is missing)"
+    if shutil.which("systemctl", path=environ.get("PATH")) is None:
+        return "systemctl not found"
+    return None
+
+
+def _require_systemd(user: bool, environ: Mapping[str, str]) -> None:
+    problem = systemd_problem(user, environ)
+    if problem is not None:
+        crontab = " --crontab" if user else ""
+        raise NoSystemdError(
+            f"{problem}: nothing written; use `resticm schedule show --cron{crontab}` "
+            "for a cron line"
         )
-    return systemctl
 
 
-def _systemctl(user: bool, *args: str) -> None:
-    systemctl = _require_systemctl()
+def _systemctl(user: bool, environ: Mapping[str, str], *args: str) -> None:
+    systemctl = shutil.which("systemctl", path=environ.get("PATH"))
+    if systemctl is None:
+        raise SystemctlError("systemctl not found")
     argv = [systemctl, *(["--user"] if user else []), *args]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -347,14 +507,24 @@ def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -
         if args.cron:
             print(cron_line(schedule, fields=args.cron_schedule, system=not args.crontab))
             return 0
+        check_with_systemd_analyze(schedule, environ)
+        try:
+            check_visible_to_service(schedule)
+        except UsageError as exc:  # show prints what install would write, and why it refuses
+            print(f"resticm: warning: install would refuse this: {exc}", file=sys.stderr)
         service, timer = unit_paths(schedule, directory)
         print(f"# {service}\n{service_unit(schedule)}\n# {timer}\n{timer_unit(schedule)}", end="")
         return 0
     if action == "install":
         if schedule.config:
             _validate_config(schedule.config, environ)
+        check_with_systemd_analyze(schedule, environ)
+        check_visible_to_service(schedule)
         if unit_dir is None:
-            _require_systemctl()  # before writing anything
+            _require_systemd(schedule.user, environ)  # before writing anything
+        note = _checkout_note(schedule)
+        if note:
+            print(f"resticm: {note}", file=sys.stderr)
         if args.dry_run:
             print(f"[dry-run] would write {', '.join(map(str, unit_paths(schedule, directory)))}")
             return 0
@@ -362,8 +532,8 @@ def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -
         for path in written:
             print(f"wrote {path}")
         if unit_dir is None:
-            _systemctl(schedule.user, "daemon-reload")
-            _systemctl(schedule.user, "enable", "--now", f"{schedule.name}.timer")
+            _systemctl(schedule.user, environ, "daemon-reload")
+            _systemctl(schedule.user, environ, "enable", "--now", f"{schedule.name}.timer")
             print(f"enabled {schedule.name}.timer ({schedule.on_calendar})")
         else:
             scope = "--user " if schedule.user else ""
@@ -372,24 +542,61 @@ def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -
                 f"systemctl {scope}enable --now {schedule.name}.timer` where they are installed"
             )
         return 0
-    return _remove(schedule, directory, touch_systemd=unit_dir is None, dry_run=args.dry_run)
+    return _remove(
+        schedule, directory, touch_systemd=unit_dir is None, dry_run=args.dry_run, environ=environ
+    )
 
 
-def _remove(schedule: Schedule, directory: Path, *, touch_systemd: bool, dry_run: bool) -> int:
+def _remove(
+    schedule: Schedule,
+    directory: Path,
+    *,
+    touch_systemd: bool,
+    dry_run: bool,
+    environ: Mapping[str, str],
+) -> int:
+    """Delete the units even when systemctl fails: a stale unit file is worse than a
+    failed disable, which ``systemctl daemon-reload`` later clears.
+
+    Exit 1 when systemctl failed (the files are gone; its message says what is left to do).
+    """
+    wants = directory / "timers.target.wants" / f"{schedule.name}.timer"
     paths = [p for p in unit_paths(schedule, directory) if p.exists()]
+    if wants.is_symlink():  # left by `enable` when disable could not remove it
+        paths.append(wants)
     if dry_run:
         print(f"[dry-run] would remove {', '.join(map(str, paths)) or 'nothing'}")
         return 0
-    if touch_systemd and paths:
-        _systemctl(schedule.user, "disable", "--now", f"{schedule.name}.timer")
-    for path in paths:
-        path.unlink()
-        print(f"removed {path}")
     if not paths:
         print(f"no {schedule.name} units in {directory}")
         return 0
-    if touch_systemd:
-        _systemctl(schedule.user, "daemon-reload")
+    failures: list[str] = []
+    manager = touch_systemd and systemd_problem(schedule.user, environ) is None
+    if manager:
+        try:
+            _systemctl(schedule.user, environ, "disable", "--now", f"{schedule.name}.timer")
+        except SystemctlError as exc:
+            failures.append(str(exc))
+    elif touch_systemd:
+        print(f"{systemd_problem(schedule.user, environ)}: nothing to disable")
+    for path in paths:
+        path.unlink()
+        print(f"removed {path}")
+    if manager:
+        try:
+            _systemctl(schedule.user, environ, "daemon-reload")
+        except SystemctlError as exc:
+            failures.append(str(exc))
+    if failures:
+        scope = "--user " if schedule.user else ""
+        for failure in failures:
+            print(f"resticm: {failure}", file=sys.stderr)
+        print(
+            f"resticm: the unit files are removed; run `systemctl {scope}stop "
+            f"{schedule.name}.timer; systemctl {scope}daemon-reload` once systemd answers",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -409,11 +616,16 @@ def _validate_config(path: str, environ: Mapping[str, str]) -> None:
 
 
 __all__: Sequence[str] = (
+    "NoSystemdError",
     "Schedule",
+    "SystemctlError",
     "add_schedule_parser",
+    "check_visible_to_service",
+    "check_with_systemd_analyze",
     "cron_line",
     "run_schedule_command",
     "service_unit",
+    "systemd_problem",
     "timer_unit",
     "write_units",
 )
