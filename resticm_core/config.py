@@ -111,6 +111,9 @@ class Backend:
     aws_secret_access_key: str = attrs.field(default="", repr=False)
     #: addition: extra environment for restic on this repository (B2_*, AZURE_*...).
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    #: addition: ``resticm status`` is critical when this backend's newest snapshot
+    #: is older (a duration); beats ``--max-age`` and the top-level ``max_age``.
+    max_age: float | None = _duration()
 
 
 @attrs.frozen(kw_only=True)
@@ -243,6 +246,9 @@ class Config:
     preflight: bool = True
     #: addition: the host name used for ``--host``; default: this machine's name.
     host: str | None = None
+    #: addition: ``resticm status``: the primary's maximum snapshot age (a duration),
+    #: beating ``--max-age``, and the default of backends that set none.
+    max_age: float | None = _duration()
 
     #: Where the config was read from; None for configs built from a mapping.
     #: Not a YAML key: set by ``load_config``.

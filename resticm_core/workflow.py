@@ -51,7 +51,7 @@ from .restic import (
     backup_args,
 )
 from .secrets import Redactor, redact_url
-from .snapshot_count import count_snapshots
+from .snapshot_count import survey_snapshots
 
 log = logging.getLogger("resticm_core")
 
@@ -835,7 +835,7 @@ def run(
             notify.started()
             _workflow(state)
             # Before the report: the webhook's report and the textfile both carry them.
-            counts = count_snapshots(
+            surveyed = survey_snapshots(
                 restic,
                 config,
                 state.steps,
@@ -843,7 +843,15 @@ def run(
                 stopped=lambda: state.interrupted,
                 redact=redactor.redact,
             )
-        report = attrs.evolve(state.report(), snapshot_counts=counts)
+        report = attrs.evolve(
+            state.report(),
+            snapshot_counts={name: found.count for name, found in surveyed.items()},
+            snapshot_latest={
+                name: found.newest_time
+                for name, found in surveyed.items()
+                if found.newest_time is not None
+            },
+        )
         notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
         notify.close()
