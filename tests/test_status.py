@@ -483,3 +483,35 @@ def test_promtool_accepts_the_alert_rules() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout
+
+
+def test_snapshot_times_and_the_newest_of_a_list() -> None:
+    from resticm_core.snapshot_count import snapshot_time, survey
+
+    # restic writes nanoseconds and the local offset; Python takes 6 digits.
+    assert snapshot_time("2024-05-01T02:00:00.123456789+02:00") == pytest.approx(
+        1714521600.123456
+    )
+    assert snapshot_time("2024-05-01T00:00:00Z") == 1714521600.0
+    assert snapshot_time("yesterday") is None and snapshot_time(None) is None
+    found = survey(
+        [
+            {"id": "b", "time": "2024-05-02T00:00:00Z"},
+            {"id": "a", "time": "2024-05-01T00:00:00Z"},
+        ]
+    )
+    assert found.count == 2 and found.newest == {"id": "b", "time": "2024-05-02T00:00:00Z"}
+
+
+def test_size_from_a_restic_017_summary() -> None:
+    from resticm_core.snapshot_count import SnapshotSurvey
+    from resticm_core.status import StatusReport, evaluate, render
+
+    newest = {"id": "x" * 64, "short_id": "xxxxxxxx", "summary": {"total_bytes_processed": 2048}}
+    row = evaluate(
+        "primary", "/r", SnapshotSurvey(count=1, newest=newest, newest_time=100.0), "",
+        host="h", now=160.0, max_age=None, warn_age=None, status={}, deep_check=None,
+    )
+    assert row.state is Health.OK and row.size == 2048 and row.age == 60.0
+    table = render(StatusReport(host="h", time=160.0, repositories=(row,)))
+    assert "2.0 KiB" in table and "1m" in table
