@@ -39,6 +39,16 @@ def non_negative_seconds(text: str) -> float:
     return value
 
 
+def duration_seconds(text: str) -> float:
+    """A duration > 0 as the config writes one: ``90``, ``90s``, ``26h``, ``1h30m``."""
+    from .converter import parse_duration  # lazy: cattrs is not needed to parse argv
+
+    try:
+        return parse_duration(text)
+    except Exception as exc:  # ConfigValueError: its text says what is expected
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. 26h, 90m, 3600)") from None
+
+
 def read_data_subset(text: str) -> str:
     """A value restic's ``check --read-data-subset`` accepts, checked before restic runs."""
     value = text.strip()

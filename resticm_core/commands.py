@@ -654,7 +654,9 @@ __all__ = [
 # -- the CLI's parsers and dispatch ------------------------------------------------------------
 
 #: Commands :func:`dispatch` serves (after the config is loaded), besides ``context``.
-COMMANDS = ("init", "snapshots", "stats", "info", "unlock", "run", "env", "backend", "verify")
+COMMANDS = (
+    "init", "snapshots", "stats", "info", "unlock", "run", "env", "backend", "verify", "status"
+)
 #: Maintenance commands that run through the workflow engine (lock, report, notifications).
 WORKFLOW_COMMANDS = ("forget", "prune", "check", "copy")
 
@@ -731,6 +733,9 @@ def add_parsers(command: Any) -> None:
     backend_use = backend_actions.add_parser("use", help="make NAME (or primary) the active one")
     backend_use.add_argument("name")
     backend_actions.add_parser("list", aliases=["ls"], help="list the repositories")
+    from .status import add_parser as add_status_parser
+
+    add_status_parser(command)
     verify = command("verify", "restore drill: restore a sample and compare it with the source")
     verify.add_argument("--backend", metavar="NAME", help="drill this backend (default: primary)")
     verify.add_argument(
@@ -790,6 +795,10 @@ def dispatch(
         return cmd_stats(config, args, restic, selected)
     if command == "unlock":
         return cmd_unlock(config, args, restic, selected)
+    if command == "status":
+        from .status import cmd_status
+
+        return cmd_status(config, args, restic, environ)
     if command == "verify":
         from .drill import cmd_verify
 

@@ -139,6 +139,9 @@ class Backend(Credentials):
     """``backends.<name>``: a copy target (or a repository ``backend use`` selects)."""
 
     repository: str
+    #: addition: ``resticm status`` is critical when this backend's newest snapshot
+    #: is older (a duration); beats ``--max-age`` and the top-level ``max_age``.
+    max_age: float | None = _duration()
 
 
 #: Storage providers by repository URL scheme, and the variable prefixes of their
@@ -280,6 +283,9 @@ class Config(Credentials):
     preflight: bool = True
     #: addition: the host name used for ``--host``; default: this machine's name.
     host: str | None = None
+    #: addition: ``resticm status``: the primary's maximum snapshot age (a duration),
+    #: beating ``--max-age``, and the default of backends that set none.
+    max_age: float | None = _duration()
 
     #: Where the config was read from; None for configs built from a mapping.
     #: Not a YAML key: set by ``load_config``.

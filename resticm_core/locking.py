@@ -24,7 +24,6 @@ from types import TracebackType
 
 from .errors import LockHeldError, ResticmError
 
-
 #: An explicit lock directory (containers, test suites): the only way to move the lock.
 #: Deliberately not HOME or XDG_RUNTIME_DIR, which differ between `sudo` and root's cron.
 LOCK_DIR_ENV = "RESTICM_LOCK_DIR"

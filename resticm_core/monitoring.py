@@ -50,6 +50,15 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge",
         "Unix time resticm_snapshots was last counted.",
     ),
+    "resticm_snapshot_latest_timestamp_seconds": (
+        "gauge",
+        "Unix time of this host's newest snapshot in the repository (alert on time() - this).",
+    ),
+    "resticm_snapshot_age_seconds": (
+        "gauge",
+        "Age of this host's newest snapshot when resticm last looked "
+        "(at resticm_snapshots_timestamp_seconds).",
+    ),
 }
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$")
 _STEP_VALUE = {Outcome.OK: 1.0, Outcome.PARTIAL: 0.5, Outcome.FAILED: 0.0}
@@ -107,10 +116,33 @@ def report_samples(report: RunReport, labels: Mapping[str, str]) -> dict[str, fl
                 ("resticm_backup_processed_files", summary.total_files_processed),
             ):
                 samples[_series(metric, repo_labels)] = float(value)
-    for repository, count in report.snapshot_counts.items():
+    samples.update(
+        snapshot_samples(report.snapshot_counts, report.snapshot_latest, report.finished_at, labels)
+    )
+    return samples
+
+
+def snapshot_samples(
+    counts: Mapping[str, int],
+    latest: Mapping[str, float],
+    now: float,
+    labels: Mapping[str, str],
+) -> dict[str, float]:
+    """The snapshot series of the repositories counted at *now* (a run's end, ``status``).
+
+    ``resticm_snapshot_age_seconds`` is the age at *now*: a textfile is read long
+    after it was written, so alerts use ``time() -
+    resticm_snapshot_latest_timestamp_seconds``, which stays true between writes.
+    """
+    samples: dict[str, float] = {}
+    for repository, count in counts.items():
         repo_labels = {**labels, "repository": repository}
         samples[_series("resticm_snapshots", repo_labels)] = float(count)
-        samples[_series("resticm_snapshots_timestamp_seconds", repo_labels)] = report.finished_at
+        samples[_series("resticm_snapshots_timestamp_seconds", repo_labels)] = now
+        when = latest.get(repository)
+        if when is not None:
+            samples[_series("resticm_snapshot_latest_timestamp_seconds", repo_labels)] = when
+            samples[_series("resticm_snapshot_age_seconds", repo_labels)] = max(0.0, now - when)
     return samples
 
 
@@ -141,11 +173,16 @@ def render_textfile(samples: Mapping[str, float]) -> str:
 
 def update_textfile(path: Path, report: RunReport, labels: Mapping[str, str]) -> None:
     """Merge the run's samples into the textfile at *path* and write it atomically."""
+    merge_textfile(path, report_samples(report, labels))
+
+
+def merge_textfile(path: Path, samples: Mapping[str, float]) -> None:
+    """Merge *samples* into the textfile at *path* (others kept) and write it atomically."""
     try:
         previous = parse_samples(path.read_text(encoding="utf-8").splitlines())
     except (OSError, UnicodeDecodeError):
         previous = {}
-    atomic_write(path, render_textfile({**previous, **report_samples(report, labels)}))
+    atomic_write(path, render_textfile({**previous, **samples}))
 
 
 def _step_status(report: RunReport) -> dict[str, dict[str, Any]]:
@@ -201,7 +238,9 @@ def update_status_file(path: Path, report: RunReport) -> None:
     for repo, count in report.snapshot_counts.items():
         # This host's snapshots, counted after the run changed the repository.
         current = repositories.get(repo)
-        entry = {"count": count, "time": report.finished_at}
+        entry: dict[str, Any] = {"count": count, "time": report.finished_at}
+        if repo in report.snapshot_latest:
+            entry["latest"] = report.snapshot_latest[repo]
         repositories[repo] = {**(current if isinstance(current, dict) else {}), "snapshots": entry}
     text = json.dumps({"version": 1, "commands": commands, "repositories": repositories}, indent=2)
     atomic_write(path, text + "\n")

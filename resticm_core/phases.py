@@ -269,6 +269,9 @@ class RunReport:
     #: Snapshots of this host per repository the run changed, counted after it
     #: (only when a Prometheus textfile is configured; see snapshot_count.py).
     snapshot_counts: Mapping[str, int] = attrs.field(factory=dict)
+    #: The time (epoch seconds) of this host's newest snapshot per repository,
+    #: from the same count (``resticm_snapshot_latest_timestamp_seconds``).
+    snapshot_latest: Mapping[str, float] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -309,4 +312,5 @@ class RunReport:
             "phases": [p.to_dict() for p in self.phases],
             "steps": [s.to_dict() for s in self.steps],
             "snapshot_counts": dict(self.snapshot_counts),
+            "snapshot_latest": dict(self.snapshot_latest),
         }

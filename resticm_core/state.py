@@ -75,6 +75,15 @@ class DeepCheckState:
             return float(entry["time"])
         return None
 
+    def deep_checks(self) -> dict[str, tuple[float, str]]:
+        """Every recorded deep check: repository id -> (epoch seconds, backend name)."""
+        entries = self._load().get("deep_check", {})
+        found: dict[str, tuple[float, str]] = {}
+        for repo_id, entry in entries.items() if isinstance(entries, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("time"), int | float):
+                found[str(repo_id)] = (float(entry["time"]), str(entry.get("name", "")))
+        return found
+
     def is_due(self, repository_id: str, interval_days: int) -> bool:
         """Is a deep check due? Never when *interval_days* <= 0; always without a record."""
         if interval_days <= 0:

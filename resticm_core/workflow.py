@@ -44,7 +44,7 @@ from .plugin_manager import PluginRegistry
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
-from .snapshot_count import count_snapshots
+from .snapshot_count import survey_snapshots
 
 log = logging.getLogger("resticm_core")
 
@@ -525,7 +525,7 @@ def _locked_run(
             notify.started()
             _workflow(state)
             # Before the report: the webhook's report and the textfile both carry them.
-            counts = count_snapshots(
+            surveyed = survey_snapshots(
                 state.restic,
                 state.config,
                 state.steps,
@@ -533,7 +533,15 @@ def _locked_run(
                 stopped=lambda: state.interrupted,
                 redact=state.redactor.redact,
             )
-        report = attrs.evolve(state.report(), snapshot_counts=counts)
+        report = attrs.evolve(
+            state.report(),
+            snapshot_counts={name: found.count for name, found in surveyed.items()},
+            snapshot_latest={
+                name: found.newest_time
+                for name, found in surveyed.items()
+                if found.newest_time is not None
+            },
+        )
         notify.finished(report)  # DESIGN §3: ... finally -> notify -> unlock
     finally:
         if reaping:
