@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -87,8 +88,10 @@ class RestoreReport:
     snapshot_time: str = ""
     target: str = ""
     dry_run: bool = False
-    #: Files (anything but directories) restored, or that would be in a dry run.
+    #: Entries restored (files, directories, links), or that would be in a dry run,
+    #: counted as restic >= 0.16 counts its ``files_restored``.
     files_restored: int = 0
+    #: Bytes of the regular files restored.
     bytes_restored: int = 0
     #: Files kept as they were (``--overwrite never|if-changed``).
     files_skipped: int = 0
@@ -200,16 +203,17 @@ def target_is_empty(target: Path) -> bool:
 
 
 def _count_tree(root: Path) -> tuple[int, int]:
-    """Files (anything but directories) under *root* and the bytes of the regular ones."""
-    files = size = 0
+    """Entries below *root* (files, directories, links: what restic >= 0.16 counts as
+    ``files_restored``) and the bytes of the regular files."""
+    entries = size = 0
     for directory, dirs, names in os.walk(root):
-        for name in names + [d for d in dirs if os.path.islink(os.path.join(directory, d))]:
-            files += 1
+        entries += len(dirs) + len(names)
+        for name in names:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(directory, name))
-                if not os.path.islink(os.path.join(directory, name)):
+                if stat.S_ISREG(st.st_mode):
                     size += st.st_size
-    return files, size
+    return entries, size
 
 
 def _move(source: str, destination: str) -> None:
@@ -245,15 +249,16 @@ class _Merge:
                     self.directory(src, dst)
                     if self.policy != "never":
                         _copy_metadata(src, dst)
+                    self.files += 1  # as restic 0.17 counts a directory it merged into
                     continue
                 if exists and self.policy == "never":
-                    self.skipped += _count_tree(Path(src))[0]
+                    self.skipped += _count_tree(Path(src))[0] + 1
                     continue
                 if exists:
                     _remove(dst)
                 files, size = _count_tree(Path(src))
                 _move(src, dst)
-                self.files, self.size = self.files + files, self.size + size
+                self.files, self.size = self.files + files + 1, self.size + size
                 continue
             if exists and (self.policy == "never" or _same_file(src, dst)):
                 self.skipped += 1
@@ -267,7 +272,7 @@ class _Merge:
 
 def _same_file(a: str, b: str) -> bool:
     if os.path.islink(a) or os.path.islink(b):
-        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
+        return False  # restic 0.17's if-changed recreates links: so does the emulation
     if not (os.path.isfile(a) and os.path.isfile(b)):
         return False
     return os.path.getsize(a) == os.path.getsize(b) and filecmp.cmp(a, b, shallow=False)
@@ -461,23 +466,44 @@ def _emulated_dry_run(
     exclude: Sequence[str],
     overwrite: str,
 ) -> _Counts:
+    """What a restore would do, from the snapshot's listing: nothing is written.
+
+    Counted as restic >= 0.16 counts: every entry restored, directories included
+    (also those created on the way to an included file); a directory is never
+    "kept", a file is when the policy keeps the existing one.
+    """
     counts = _Counts(source="listing")
-    for node in listing(restic, repo, snapshot_id):
+    nodes = listing(restic, repo, snapshot_id)
+    chosen = [n for n in nodes if selected(str(n.get("path", "")), include, exclude)]
+    ancestors: set[str] = set()
+    for node in chosen:
+        parent = os.path.dirname(str(node.get("path", "")))
+        while parent not in ("/", "") and parent not in ancestors:
+            ancestors.add(parent)
+            parent = os.path.dirname(parent)
+    paths = {str(n.get("path", "")) for n in chosen}
+    counts.files += len(ancestors - paths)
+    for node in chosen:
         path = str(node.get("path", ""))
-        if node.get("type") == "dir" or not selected(path, include, exclude):
-            continue
         existing = target / path.lstrip("/")
-        if os.path.lexists(existing) and overwrite == "never":
-            counts.skipped += 1
-            continue
-        if overwrite == "if-changed" and existing.is_file():
-            size = node.get("size")
-            if isinstance(size, int) and existing.stat().st_size == size:
-                # Content compared only in a real restore; same size counts as unchanged.
+        if node.get("type") != "dir":
+            if os.path.lexists(existing) and overwrite == "never":
                 counts.skipped += 1
                 continue
+            size = node.get("size")
+            # Content is compared in a real restore only; the same size counts as
+            # unchanged here.
+            if (
+                overwrite == "if-changed"
+                and existing.is_file()
+                and not existing.is_symlink()
+                and existing.stat().st_size == size
+            ):
+                counts.skipped += 1
+                continue
+            if node.get("type") == "file":
+                counts.size += int(size or 0)
         counts.files += 1
-        counts.size += int(node.get("size") or 0)
     return counts
 
 

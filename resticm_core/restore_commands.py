@@ -178,7 +178,8 @@ def cmd_restore(
         verb = "[dry-run] would restore" if report.dry_run else "restored"
         kept = f", {report.files_skipped} existing file(s) kept" if report.files_skipped else ""
         print(
-            f"{verb} {report.files_restored} file(s) ({human_bytes(report.bytes_restored)}) "
+            f"{verb} {report.files_restored} files and directories "
+            f"({human_bytes(report.bytes_restored)}) "
             f"from snapshot {report.snapshot_id[:8]} ({report.snapshot_time[:19]}) "
             f"into {report.target}{kept}",
             file=out,
