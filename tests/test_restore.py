@@ -486,3 +486,90 @@ def test_fresh_machine_restores_from_the_s3_mirror_with_config_and_password_only
     assert tree(restored(target, src)) == tree(src)
     assert f"using s3 ({s3_url})" in done.stdout and "skipped primary" in done.stdout
     assert not (tmp_path / "state").exists() and "testing-secret" not in done.stdout + done.stderr
+
+
+# -- notifications, an unreachable primary, the emulated dry run with --include --------------------
+
+
+def test_restore_sends_a_restore_event_without_secrets(
+    tmp_path: Path, repo: Path, template_repo: Path, src: Path, env: dict[str, str]
+) -> None:
+    from .http_recorder import serve
+
+    for server in serve():
+        cfg = write_config(
+            tmp_path,
+            src,
+            backends={"mirror": local_mirror(tmp_path, template_repo)},
+            copy_to_backends=["mirror"],
+            notifications={
+                "enabled": True,
+                "notify_on_success": True,
+                "notify_on_error": True,
+                "providers": [{"type": "webhook", "url": f"{server.url}/hook"}],
+            },
+        )
+        backup(cfg, env)
+        server.requests.clear()
+        shutil.rmtree(repo)
+        done = resticm(cfg, "restore", "--target", str(tmp_path / "t"), env=env)
+        assert done.returncode == 0, done.stderr
+        dry = resticm(cfg, "restore", "--target", str(tmp_path / "d"), "-n", env=env)
+        assert dry.returncode == 0, dry.stderr  # a dry run notifies nothing
+        failed = resticm(
+            cfg, "restore", "--from", "primary", "--target", str(tmp_path / "f"), env=env
+        )
+        assert failed.returncode == 1
+        events = [r.json() for r in server.requests]
+        assert [(e["title"], e["command"], e["status"]) for e in events] == [
+            ("✅ Restore Completed", "restore", "success"),
+            ("❌ Restore Failed", "restore", "error"),
+        ]
+        details = events[0]["details"]
+        assert details["repository"] == f"mirror ({tmp_path / 'mirror'})"
+        assert details["target"] == str(tmp_path / "t") and "primary" in details["skipped"]
+        assert "does not exist" in events[1]["body"]
+        assert PASSWORD not in server.all_text()
+
+
+def test_an_unreachable_primary_is_skipped_as_unreachable(
+    tmp_path: Path, template_repo: Path, src: Path, env: dict[str, str]
+) -> None:
+    from .http_recorder import refused_url
+
+    mirror = local_mirror(tmp_path, template_repo)
+    # The snapshot is made straight into the mirror (its own config: the primary never answers).
+    direct = write_config(tmp_path, src, repository=mirror["repository"])
+    backup(direct, env)
+    cfg = write_config(
+        tmp_path,
+        src,
+        repository="rest:" + refused_url(),
+        retries=0,
+        backends={"mirror": mirror},
+        copy_to_backends=["mirror"],
+    )
+    done = resticm(cfg, "restore", "--target", str(tmp_path / "t"), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["repository"] == "mirror"
+    assert [(s["name"], s["kind"]) for s in doc["skipped_repositories"]] == [
+        ("primary", "unreachable")
+    ]
+    assert tree(restored(tmp_path / "t", src)) == tree(src)
+
+
+def test_emulated_dry_run_counts_what_the_restore_then_restores(
+    tmp_path: Path, repo: Path, src: Path, env: dict[str, str]
+) -> None:
+    cfg = write_config(tmp_path, src)
+    backup(cfg, env)
+    for pattern in (str(src / "etc"), "*.sh", "app"):
+        target = tmp_path / f"t-{uuid.uuid4().hex[:6]}"
+        args = ("restore", "--target", str(target), "--include", pattern, "--json")
+        dry = json.loads(resticm(cfg, *args, "-n", env=env).stdout)
+        assert not target.exists()
+        real = json.loads(resticm(cfg, *args, env=env).stdout)
+        assert real["exit_code"] == 0 and dry["exit_code"] == 0
+        assert dry["files_restored"] == real["files_restored"] == entries(target), pattern
+        assert dry["bytes_restored"] == real["bytes_restored"], pattern
