@@ -33,12 +33,14 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -288,6 +290,49 @@ def _copy_metadata(source: str, destination: str) -> None:
         os.utime(destination, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+# -- signals -----------------------------------------------------------------------------------
+
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _Interrupt:
+    """First signal: stop restic (or pre_restore); second: skip the remaining hooks too.
+
+    The workflow's rule (DESIGN §3), kept here rather than imported from its private parts.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("received %s: stopping the restore", signal.Signals(signum).name)
+            self.stop.set()
+        else:
+            log.warning("received %s again: skipping the remaining hooks", self.name)
+            self.abort.set()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+@contextlib.contextmanager
+def _signal_handlers(interrupt: _Interrupt, install: bool) -> Iterator[None]:
+    if not install or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, interrupt) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 # -- hooks -------------------------------------------------------------------------------------
 
 
@@ -304,6 +349,7 @@ class _Hooks:
         no_hooks: bool,
         registry: PluginRegistry,
         extra: Mapping[Phase, Sequence[Hook]],
+        interrupt: _Interrupt,
     ) -> None:
         self.config = config
         self.environ = environ
@@ -314,7 +360,7 @@ class _Hooks:
         self.extra = extra
         self.variables: dict[str, str] = {}
         self.results: list[PhaseResult] = []
-        self.cancel = threading.Event()
+        self.interrupt = interrupt
 
     def run(self, phase: Phase, variables: Mapping[str, str]) -> PhaseResult:
         hooks = (*self.config.hooks.for_phase(phase.value), *self.extra.get(phase, ()))
@@ -322,6 +368,9 @@ class _Hooks:
             return PhaseResult(phase=phase)
         if self.no_hooks:
             return self._record(PhaseResult(phase=phase, skipped_reason="--no-hooks"))
+        if self.interrupt.abort.is_set():
+            reason = f"skipped: {self.interrupt.name} received twice"
+            return self._record(PhaseResult(phase=phase, skipped_reason=reason))
         env = hook_environment(
             self.environ,
             variables={"RESTICM_PHASE": phase.value, **variables},
@@ -337,7 +386,8 @@ class _Hooks:
             default_timeout=self.config.hooks.timeout,
             kill_grace=self.config.hooks.kill_grace,
             dry_run=self.dry_run,
-            cancel=self.cancel,
+            # Cleanup phases survive the first signal; only a second one stops them.
+            cancel=self.interrupt.stop if phase is Phase.PRE_RESTORE else self.interrupt.abort,
             output=self.output,
         )
         results: list[HookResult] = []
@@ -393,6 +443,7 @@ def make_restic(
     runner: ResticRunner | None = None,
     *,
     verbose: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Restic:
     """The :class:`Restic` of a restore or browse command (the workflow's settings)."""
     return Restic(
@@ -402,6 +453,7 @@ def make_restic(
             password_provider=registry.repository_password,
             on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
         ),
+        cancel=cancel,
         timeouts=config.timeouts.as_mapping(),
         retry_lock=config.retry_lock,
         retries=config.retries,
@@ -562,6 +614,7 @@ def restore(
     environ: Mapping[str, str] | None = None,
     verbose: bool = False,
     notify: bool = True,
+    handle_signals: bool = False,
 ) -> RestoreReport:
     """Restore a snapshot (see the module docstring).
 
@@ -574,6 +627,9 @@ def restore(
     :param overwrite: ``always``, ``if-changed`` or ``never``; required for a
         non-empty target (an in-place restore defaults to ``always``).
     :param in_place: restore onto ``/`` (the caller asks for confirmation).
+    :param handle_signals: SIGTERM/SIGINT/SIGHUP (main thread only) stop restic or the
+        pre_restore hook; post_restore, on_error and finally still run (a second
+        signal skips them); exit code 128+n.
     :raises UsageError: bad arguments, a non-empty target without *overwrite*, an
         option the installed restic lacks. Everything else is in the report.
     """
@@ -608,7 +664,8 @@ def restore(
         before=parse_date(before, "--before") if isinstance(before, str) else before,
         after=parse_date(after, "--after") if isinstance(after, str) else after,
     )
-    restic = make_restic(config, environ, registry, runner, verbose=verbose)
+    interrupt = _Interrupt()
+    restic = make_restic(config, environ, registry, runner, verbose=verbose, cancel=interrupt.stop)
     version = restic.version()
     native_options = version >= NATIVE_OVERWRITE_SINCE
     if delete and not native_options:
@@ -628,6 +685,7 @@ def restore(
         no_hooks=no_hooks,
         registry=registry,
         extra=_normalise(hooks),
+        interrupt=interrupt,
     )
     errors: list[str] = []
     warnings: list[str] = []
@@ -646,76 +704,81 @@ def restore(
         "restic_version": _version_text(version),
         "started_at": started,
     }
-    choice: Choice | None = None
-    counts = _Counts()
-    restore_started = False
-    try:
-        choice = choose(config, restic, snapshot, flt, source=source)
-    except NoRepository as exc:
-        errors.append(redactor.redact(str(exc)))
-        fields["skipped_repositories"] = exc.skipped
-    if choice is not None:
-        repo = choice.repository
-        fields.update(
-            repository=repo.name,
-            repository_url=redact_url(repo.url),
-            snapshot_id=choice.snapshot_id,
-            snapshot_time=str(choice.snapshot.get("time", "")),
-            skipped_repositories=choice.skipped,
-        )
-        for skipped in choice.skipped:
-            log.warning("restore: skipped %s (%s): %s", skipped.name, skipped.url, skipped.reason)
-        log.info(
-            "restore: snapshot %s of %s (%s) into %s%s",
-            short_id(choice.snapshot),
-            repo.name,
-            redact_url(repo.url),
-            target_path,
-            " (dry run)" if dry_run else "",
-        )
-        variables.update(
-            RESTICM_REPOSITORY=redact_url(repo.url), RESTICM_SNAPSHOT_ID=choice.snapshot_id
-        )
-        pre = phases.run(Phase.PRE_RESTORE, variables)
-        if pre.failed:
-            errors.append(f"pre_restore failed, nothing was restored: {pre.error}")
-        else:
-            restore_started = True
-            try:
-                counts = _run_restore(
-                    restic,
-                    repo,
-                    choice.snapshot_id,
-                    target_path,
-                    empty=empty,
-                    include=include,
-                    exclude=exclude,
-                    overwrite=overwrite,
-                    delete=delete,
-                    verify=verify,
-                    dry_run=dry_run,
-                    version=version,
-                    in_place=in_place,
+    with _signal_handlers(interrupt, handle_signals):
+        choice: Choice | None = None
+        counts = _Counts()
+        restore_started = False
+        try:
+            choice = choose(config, restic, snapshot, flt, source=source)
+        except NoRepository as exc:
+            errors.append(redactor.redact(str(exc)))
+            fields["skipped_repositories"] = exc.skipped
+        if choice is not None:
+            repo = choice.repository
+            fields.update(
+                repository=repo.name,
+                repository_url=redact_url(repo.url),
+                snapshot_id=choice.snapshot_id,
+                snapshot_time=str(choice.snapshot.get("time", "")),
+                skipped_repositories=choice.skipped,
+            )
+            for skipped in choice.skipped:
+                log.warning(
+                    "restore: skipped %s (%s): %s", skipped.name, skipped.url, skipped.reason
                 )
-            except ResticmError as exc:
-                errors.append(redactor.redact(str(exc)))
-            except OSError as exc:
-                errors.append(redactor.redact(f"restore into {target_path} failed: {exc}"))
-    status = "success" if not errors else "failure"
-    after_vars = {**variables, "RESTICM_RESTORE_STATUS": status, "BACKUP_STATUS": "not_run"}
-    if restore_started:
-        post = phases.run(
-            Phase.POST_RESTORE,
-            {**after_vars, **({"ERROR": "\n".join(errors)} if errors else {})},
-        )
-        if post.failed:
-            warnings.append(f"post_restore failed: {post.error}")
-    if errors:
-        phases.run(Phase.ON_ERROR, {**after_vars, "ERROR": "\n".join(errors)})
-    else:
-        phases.run(Phase.ON_SUCCESS, after_vars)
-    final_vars = {**after_vars, **({"ERROR": "\n".join(errors)} if errors else {})}
-    phases.run(Phase.FINALLY, final_vars)
+            log.info(
+                "restore: snapshot %s of %s (%s) into %s%s",
+                short_id(choice.snapshot),
+                repo.name,
+                redact_url(repo.url),
+                target_path,
+                " (dry run)" if dry_run else "",
+            )
+            variables.update(
+                RESTICM_REPOSITORY=redact_url(repo.url), RESTICM_SNAPSHOT_ID=choice.snapshot_id
+            )
+            pre = phases.run(Phase.PRE_RESTORE, variables)
+            if pre.failed:
+                errors.append(f"pre_restore failed, nothing was restored: {pre.error}")
+            elif interrupt.stop.is_set():
+                errors.append(f"interrupted by {interrupt.name}: nothing was restored")
+            else:
+                restore_started = True
+                try:
+                    counts = _run_restore(
+                        restic,
+                        repo,
+                        choice.snapshot_id,
+                        target_path,
+                        empty=empty,
+                        include=include,
+                        exclude=exclude,
+                        overwrite=overwrite,
+                        delete=delete,
+                        verify=verify,
+                        dry_run=dry_run,
+                        version=version,
+                        in_place=in_place,
+                    )
+                except ResticmError as exc:
+                    errors.append(redactor.redact(str(exc)))
+                except OSError as exc:
+                    errors.append(redactor.redact(f"restore into {target_path} failed: {exc}"))
+        status = "success" if not errors else "failure"
+        after_vars = {**variables, "RESTICM_RESTORE_STATUS": status, "BACKUP_STATUS": "not_run"}
+        if restore_started:
+            post = phases.run(
+                Phase.POST_RESTORE,
+                {**after_vars, **({"ERROR": "\n".join(errors)} if errors else {})},
+            )
+            if post.failed:
+                warnings.append(f"post_restore failed: {post.error}")
+        if errors:
+            phases.run(Phase.ON_ERROR, {**after_vars, "ERROR": "\n".join(errors)})
+        else:
+            phases.run(Phase.ON_SUCCESS, after_vars)
+        final_vars = {**after_vars, **({"ERROR": "\n".join(errors)} if errors else {})}
+        phases.run(Phase.FINALLY, final_vars)
     report = RestoreReport(
         **fields,
         files_restored=counts.files,
@@ -726,7 +789,7 @@ def restore(
         errors=tuple(errors),
         warnings=tuple(redactor.redact(w) for w in warnings),
         finished_at=time.time(),
-        exit_code=1 if errors else 0,
+        exit_code=128 + interrupt.signum if interrupt.signum else (1 if errors else 0),
     )
     for warning in report.warnings:
         log.warning("%s", warning)

@@ -163,6 +163,7 @@ def cmd_restore(
         environ=environ,
         output=HookOutputLog(logging.getLogger(LOGGER_NAME)),
         verbose=args.verbose,
+        handle_signals=True,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2), file=out)

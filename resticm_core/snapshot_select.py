@@ -247,6 +247,8 @@ def choose(
             every = restic.snapshots(repo)
             snapshot = pick(every, selector, flt)
         except ResticCommandError as exc:
+            if exc.result.error_kind is ResticErrorKind.INTERRUPTED:
+                raise NoRepository(str(exc), skipped) from None  # stopped: try no other
             # restic's message for a missing repository suggests 'resticm init': not here.
             reason = str(exc).replace(" (create it with 'resticm init')", "")
             skipped.append(

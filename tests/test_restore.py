@@ -167,6 +167,10 @@ def test_json_report_and_library_api_agree(
     paths = {n.path: n for n in listing.nodes}
     assert paths[str(src / "data" / "big.bin")].size == 200_000
     assert paths[str(src / "link")].type == "symlink"
+    found = resticm_core.find(config, "run.sh", environ=env)
+    assert [(m.snapshot_id, m.node.path, m.node.type) for m in found.matches] == [
+        (report.snapshot_id, str(src / "data" / "run.sh"), "file")
+    ]
 
 
 # -- falling back on a mirror ---------------------------------------------------------------------
@@ -573,3 +577,37 @@ def test_emulated_dry_run_counts_what_the_restore_then_restores(
         assert real["exit_code"] == 0 and dry["exit_code"] == 0
         assert dry["files_restored"] == real["files_restored"] == entries(target), pattern
         assert dry["bytes_restored"] == real["bytes_restored"], pattern
+
+
+def test_sigterm_during_pre_restore_stops_it_and_cleanup_hooks_still_run(
+    tmp_path: Path, repo: Path, src: Path, env: dict[str, str]
+) -> None:
+    import signal
+    import time
+
+    started = tmp_path / "pre-started"
+    hooks = {
+        "pre_restore": _hook(tmp_path, "pre", f"touch {started}\nsleep 60\n"),
+        "on_error": _hook(tmp_path, "on_error"),
+        "finally": _hook(tmp_path, "finally"),
+    }
+    cfg = write_config(tmp_path, src, hooks=hooks)
+    backup(cfg, env)
+    (tmp_path / "calls.log").unlink()
+    target = tmp_path / "target"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resticm_core", "-c", str(cfg), "restore", "--target", str(target)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120  # a hang guard only
+    while not started.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "pre_restore never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not target.exists()
+    assert [c.split()[0] for c in _calls(tmp_path)] == ["pre", "on_error", "finally"]
