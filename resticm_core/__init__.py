@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .browse import diff, find, ls
     from .config import Backend, Config, Repository, Retention
     from .config_file import config_from_dict, load_config
     from .errors import ConfigError, LockHeldError, PluginError, ResticmError, SkipBackup
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         StepResult,
     )
     from .plugin_manager import PluginRegistry, make_plugin_manager
+    from .restore import RestoreReport, restore
     from .run_state import RunState
     from .secrets import scrub_environment
     from .workflow import RunOptions, run, run_phase_hooks
@@ -79,6 +81,11 @@ _EXPORTS = {
     "RunOptions": "workflow",
     "run": "workflow",
     "run_phase_hooks": "workflow",
+    "RestoreReport": "restore",
+    "restore": "restore",
+    "diff": "browse",
+    "find": "browse",
+    "ls": "browse",
 }
 
 __all__ = [
@@ -104,6 +111,7 @@ __all__ = [
     "PluginRegistry",
     "Repository",
     "ResticmError",
+    "RestoreReport",
     "Retention",
     "RunOptions",
     "RunReport",
@@ -113,10 +121,14 @@ __all__ = [
     "StepResult",
     "__version__",
     "config_from_dict",
+    "diff",
+    "find",
     "hookimpl",
     "hookspec",
     "load_config",
+    "ls",
     "make_plugin_manager",
+    "restore",
     "run",
     "run_phase_hooks",
     "scrub_environment",

@@ -32,7 +32,9 @@ from .secrets import Redactor, find_secrets, scrub_environment, secret_values
 #: workflow (hooks included); the others call restic directly, without hooks.
 WORKFLOW_COMMANDS = ("backup", "default", "full")
 DIRECT_COMMANDS = ("forget", "check", "snapshots")
-COMMANDS = (*WORKFLOW_COMMANDS, *DIRECT_COMMANDS)
+#: ``restore`` (issue 15) runs :func:`resticm_core.restore.restore`, its hooks included.
+RESTORE_COMMANDS = ("restore",)
+COMMANDS = (*WORKFLOW_COMMANDS, *DIRECT_COMMANDS, *RESTORE_COMMANDS)
 
 #: Shown instead of a secret that would otherwise reach the result.
 MASK = "********"
@@ -75,9 +77,45 @@ options:
       - C(forget) applies the retention policy to this host's snapshots;
         C(check) runs C(restic check); C(snapshots) lists this host's snapshots.
         These three run no hooks.
+      - C(restore) restores O(snapshot) into O(target) from O(source), or from the
+        first of the primary and C(copy_to_backends) that holds it, with the
+        pre_restore and post_restore hooks.
     type: str
     default: backup
-    choices: [backup, default, full, forget, check, snapshots]
+    choices: [backup, default, full, forget, check, snapshots, restore]
+  snapshot:
+    description:
+      - C(restore) only. C(latest) (this host, the configured directories),
+        C(latest~N) (the N-th before it) or a snapshot id prefix.
+    type: str
+    default: latest
+  target:
+    description:
+      - C(restore) only. The directory to restore into (required for C(restore)).
+        A non-empty one needs O(overwrite).
+    type: path
+  source:
+    description:
+      - C(restore) only. The repository to restore from (C(primary) or a backend
+        name, the CLI's C(--from)); default the first that holds the snapshot.
+    type: str
+  include:
+    description:
+      - C(restore) only. Restore only what these restic patterns match.
+    type: list
+    elements: str
+    default: []
+  exclude:
+    description:
+      - C(restore) only. Do not restore what these restic patterns match.
+    type: list
+    elements: str
+    default: []
+  overwrite:
+    description:
+      - C(restore) only. What happens to existing files in a non-empty target.
+    type: str
+    choices: [always, if-changed, never]
   no_hooks:
     description:
       - Run no hook of any phase (C(--no-hooks)).
@@ -96,6 +134,8 @@ options:
       - Never logged and never returned.
     type: str
 notes:
+  - Check mode of C(restore) is its dry run, as C(resticm restore -n); nothing is
+    written, and C(changed) says whether anything would be restored.
   - Check mode is a dry run. C(backup), C(default) and C(full) run nothing and
     report C(changed=true) when a snapshot would be written. C(forget) asks restic
     what it would remove with C(restic --no-lock forget --dry-run), which changes
@@ -138,6 +178,14 @@ EXAMPLES = r"""
   resticm.core.resticm:
     config: /etc/resticm/config.yaml
     command: forget
+
+- name: Restore the previous snapshot's /etc/nginx from the mirror if the primary is gone
+  resticm.core.resticm:
+    config: /etc/resticm/config.yaml
+    command: restore
+    snapshot: latest~1
+    target: /srv/restore
+    include: [/etc/nginx]
 """
 
 RETURN = r"""
@@ -184,6 +232,16 @@ snapshots:
   returned: when command is snapshots
   type: list
   elements: dict
+restored_from:
+  description: The repository C(restore) used (C(primary) or a backend name).
+  returned: when command is restore
+  type: str
+  sample: s3
+files_restored:
+  description: Entries (files and directories) restored, or that would be in check mode.
+  returned: when command is restore
+  type: int
+  sample: 42
 msg:
   description: What failed, one line per error.
   returned: on failure
@@ -201,6 +259,12 @@ def argument_spec() -> dict[str, Any]:
         "no_hooks": {"type": "bool", "default": False},
         "tags": {"type": "list", "elements": "str", "default": []},
         "password": {"type": "str", "no_log": True},
+        "snapshot": {"type": "str", "default": "latest"},
+        "target": {"type": "path"},
+        "source": {"type": "str"},
+        "include": {"type": "list", "elements": "str", "default": []},
+        "exclude": {"type": "list", "elements": "str", "default": []},
+        "overwrite": {"type": "str", "choices": ["always", "if-changed", "never"]},
     }
 
 
@@ -346,7 +410,59 @@ def _run(
 ) -> dict[str, Any]:
     if command in WORKFLOW_COMMANDS:
         return _run_workflow(config, command, params, check_mode, **seams)
+    if command in RESTORE_COMMANDS:
+        return _run_restore(config, params, check_mode, **seams)
     return _run_direct(config, command, check_mode, **seams)
+
+
+def _run_restore(
+    config: Config,
+    params: Mapping[str, Any],
+    check_mode: bool,
+    *,
+    runner: ResticRunner | None,
+    environ: Mapping[str, str] | None,
+    registry: PluginRegistry | None,
+    lock_dir: Path | None,
+    output: OutputSink | None,
+) -> dict[str, Any]:
+    """``restore``: check mode is the restore's dry run."""
+    del lock_dir  # a restore takes restic's lock only, as the CLI's does
+    from .restore import restore
+
+    if not params.get("target"):
+        raise _ModuleError("command restore needs the target parameter")
+    report = restore(
+        config,
+        params.get("snapshot") or "latest",
+        params["target"],
+        params.get("source") or None,
+        include=tuple(params.get("include") or ()),
+        exclude=tuple(params.get("exclude") or ()),
+        overwrite=params.get("overwrite") or None,
+        dry_run=check_mode,
+        no_hooks=bool(params.get("no_hooks")),
+        registry=registry,
+        runner=runner,
+        output=output,
+        environ=environ,
+    )
+    result: dict[str, Any] = {
+        "changed": report.ok and report.files_restored > 0,
+        "report": report.to_dict(),
+        "snapshot_id": report.snapshot_id[:8] or None,
+        "exit_code": report.exit_code,
+        "restored_from": report.repository,
+        "files_restored": report.files_restored,
+    }
+    if report.warnings:
+        result["warnings"] = list(report.warnings)
+    if not report.ok:
+        result["failed"] = True
+        result["msg"] = "; ".join(report.errors) or (
+            f"resticm restore failed (exit {report.exit_code})"
+        )
+    return result
 
 
 def _run_workflow(

@@ -655,7 +655,23 @@ __all__ = [
 
 #: Commands :func:`dispatch` serves (after the config is loaded), besides ``context``.
 COMMANDS = (
-    "init", "snapshots", "stats", "info", "unlock", "run", "env", "backend", "verify", "status"
+    "init",
+    "snapshots",
+    "stats",
+    "info",
+    "unlock",
+    "run",
+    "env",
+    "backend",
+    "verify",
+    # restore and browse (issue 15): resticm_core.restore_commands
+    "restore",
+    "ls",
+    "find",
+    "diff",
+    "dump",
+    "mount",
+    "status",
 )
 #: Maintenance commands that run through the workflow engine (lock, report, notifications).
 WORKFLOW_COMMANDS = ("forget", "prune", "check", "copy")
@@ -745,6 +761,9 @@ def add_parsers(command: Any) -> None:
         metavar="N",
         help="files to restore (default 20)",
     )
+    from .restore_commands import add_parsers as add_restore_parsers  # issue 15
+
+    add_restore_parsers(command)
 
 
 def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
@@ -786,6 +805,12 @@ def dispatch(
         return cmd_env(config, args, selected, environ=environ)
     if command == "run":
         return cmd_run(config, args.restic_args, environ, registry, selected, args.dry_run)
+    from .restore_commands import COMMANDS as RESTORE_COMMANDS
+
+    if command in RESTORE_COMMANDS:
+        from .restore_commands import dispatch as restore_dispatch
+
+        return restore_dispatch(command, config, args, registry, environ)
     restic = make_restic(config, environ, registry, args.verbose)
     if command == "init":
         return cmd_init(config, args, restic)

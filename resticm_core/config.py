@@ -193,6 +193,10 @@ class PhaseHooks:
     on_error: tuple[Hook, ...] = ()
     #: addition, written ``finally:`` in YAML: runs last on every path.
     finally_: tuple[Hook, ...] = ()
+    #: addition (issue 15): around ``resticm restore`` (pre: a failure aborts it;
+    #: post: runs whenever the restore started).
+    pre_restore: tuple[Hook, ...] = ()
+    post_restore: tuple[Hook, ...] = ()
     #: addition: variables added to every hook's environment.
     environment: Mapping[str, str] = attrs.field(factory=dict)
     #: addition: default timeout in seconds for hooks that set none.
@@ -207,7 +211,15 @@ class PhaseHooks:
     @property
     def any(self) -> bool:
         return any(
-            (self.pre_backup, self.post_backup, self.on_success, self.on_error, self.finally_)
+            (
+                self.pre_backup,
+                self.post_backup,
+                self.on_success,
+                self.on_error,
+                self.finally_,
+                self.pre_restore,
+                self.post_restore,
+            )
         )
 
 

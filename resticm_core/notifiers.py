@@ -567,6 +567,45 @@ def start_event(command: str, config: Config, started: float) -> Event:
     )
 
 
+def restore_event(report: Any, config: Config) -> Event:
+    """The ``restore`` event of ``resticm restore`` (*report*: a ``RestoreReport``)."""
+    host = config.hostname
+    details = {
+        "host": host,
+        "command": "restore",
+        "repository": f"{report.repository} ({report.repository_url})"
+        if report.repository
+        else "none",
+        "snapshot": report.snapshot_id[:8],
+        "target": report.target,
+        "files_restored": str(report.files_restored),
+        "bytes_restored": str(report.bytes_restored),
+        "duration": _duration(report.finished_at - report.started_at),
+        "exit_code": str(report.exit_code),
+    }
+    skipped = [f"{s.name}: {s.reason}" for s in report.skipped_repositories]
+    if skipped:
+        details["skipped"] = "\n".join(skipped)
+    if report.errors:
+        details["errors"] = "\n".join(report.errors)
+    if report.ok:
+        title, status = "✅ Restore Completed", EventStatus.SUCCESS
+        body = f"resticm restore completed on {host} from {report.repository}"
+    else:
+        title, status = "❌ Restore Failed", EventStatus.ERROR
+        first = report.errors[0] if report.errors else f"exit code {report.exit_code}"
+        body = f"resticm restore failed on {host}: {first}"
+    return Event(
+        title=title,
+        body=body,
+        status=status,
+        timestamp=report.finished_at,
+        host=host,
+        command="restore",
+        details=details,
+    )
+
+
 def probe_event(config: Config) -> Event:
     """What ``resticm notify test`` sends."""
     host = config.hostname
@@ -669,6 +708,7 @@ __all__ = [
     "find_type",
     "notify_run",
     "probe_event",
+    "restore_event",
     "start_event",
     "wanted_events",
 ]

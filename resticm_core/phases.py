@@ -21,6 +21,10 @@ class Phase(enum.StrEnum):
     ON_SUCCESS = "on_success"
     ON_ERROR = "on_error"
     FINALLY = "finally"
+    #: ``resticm restore`` (issue 15): before the restore; a failure aborts it.
+    PRE_RESTORE = "pre_restore"
+    #: After a restore that started, whether it succeeded or not.
+    POST_RESTORE = "post_restore"
 
 
 class BackupStatus(enum.StrEnum):

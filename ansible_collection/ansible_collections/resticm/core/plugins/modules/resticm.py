@@ -48,9 +48,45 @@ options:
       - C(forget) applies the retention policy to this host's snapshots;
         C(check) runs C(restic check); C(snapshots) lists this host's snapshots.
         These three run no hooks.
+      - C(restore) restores O(snapshot) into O(target) from O(source), or from the
+        first of the primary and C(copy_to_backends) that holds it, with the
+        pre_restore and post_restore hooks.
     type: str
     default: backup
-    choices: [backup, default, full, forget, check, snapshots]
+    choices: [backup, default, full, forget, check, snapshots, restore]
+  snapshot:
+    description:
+      - C(restore) only. C(latest) (this host, the configured directories),
+        C(latest~N) (the N-th before it) or a snapshot id prefix.
+    type: str
+    default: latest
+  target:
+    description:
+      - C(restore) only. The directory to restore into (required for C(restore)).
+        A non-empty one needs O(overwrite).
+    type: path
+  source:
+    description:
+      - C(restore) only. The repository to restore from (C(primary) or a backend
+        name, the CLI's C(--from)); default the first that holds the snapshot.
+    type: str
+  include:
+    description:
+      - C(restore) only. Restore only what these restic patterns match.
+    type: list
+    elements: str
+    default: []
+  exclude:
+    description:
+      - C(restore) only. Do not restore what these restic patterns match.
+    type: list
+    elements: str
+    default: []
+  overwrite:
+    description:
+      - C(restore) only. What happens to existing files in a non-empty target.
+    type: str
+    choices: [always, if-changed, never]
   no_hooks:
     description:
       - Run no hook of any phase (C(--no-hooks)).
@@ -69,6 +105,8 @@ options:
       - Never logged and never returned.
     type: str
 notes:
+  - Check mode of C(restore) is its dry run, as C(resticm restore -n); nothing is
+    written, and C(changed) says whether anything would be restored.
   - Check mode is a dry run. C(backup), C(default) and C(full) run nothing and
     report C(changed=true) when a snapshot would be written. C(forget) asks restic
     what it would remove with C(restic --no-lock forget --dry-run), which changes
@@ -111,6 +149,14 @@ EXAMPLES = r"""
   resticm.core.resticm:
     config: /etc/resticm/config.yaml
     command: forget
+
+- name: Restore the previous snapshot's /etc/nginx from the mirror if the primary is gone
+  resticm.core.resticm:
+    config: /etc/resticm/config.yaml
+    command: restore
+    snapshot: latest~1
+    target: /srv/restore
+    include: [/etc/nginx]
 """
 
 RETURN = r"""
@@ -157,6 +203,16 @@ snapshots:
   returned: when command is snapshots
   type: list
   elements: dict
+restored_from:
+  description: The repository C(restore) used (C(primary) or a backend name).
+  returned: when command is restore
+  type: str
+  sample: s3
+files_restored:
+  description: Entries (files and directories) restored, or that would be in check mode.
+  returned: when command is restore
+  type: int
+  sample: 42
 msg:
   description: What failed, one line per error.
   returned: on failure
