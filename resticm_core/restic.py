@@ -58,6 +58,8 @@ EXIT_REPOSITORY_MISSING = 10
 EXIT_LOCK_FAILED = 11
 EXIT_WRONG_PASSWORD = 12
 EXIT_INTERRUPTED = 130
+#: restic's short snapshot ID: the first 8 hex digits of the ID.
+SHORT_ID_LENGTH = 8
 
 NOT_INSTALLED_MESSAGE = "restic is not installed or not on PATH (install the 'restic' package)"
 #: Lines of restic's stderr kept for error messages (plus a head of 20 lines).
@@ -950,9 +952,11 @@ def _summary_from(message: Mapping[str, Any]) -> BackupSummary:
         except (TypeError, ValueError):
             return kind(0)
 
+    # restic 0.14 reports the short ID, restic >= 0.17 the full one: resticm's reports,
+    # hook variables and notifications carry the short ID with every version.
     snapshot = message.get("snapshot_id")
     return BackupSummary(
-        snapshot_id=str(snapshot) if snapshot else None,
+        snapshot_id=str(snapshot)[:SHORT_ID_LENGTH] if snapshot else None,
         files_new=number("files_new"),
         files_changed=number("files_changed"),
         files_unmodified=number("files_unmodified"),
