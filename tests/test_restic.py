@@ -1174,10 +1174,10 @@ def test_timeout_stops_restic_and_removes_its_lock(
     outcome = restic.backup(repository, [str(big_source)])
     res = outcome.result
     assert res.timed_out and res.error_kind is ResticErrorKind.TIMEOUT
-    # Stopped with SIGINT first, restic cleans up its lock and exits itself: 130 (0.14),
-    # 1 with "context canceled" (0.18).
-    stopped = 130 if restic_version() < (0, 18, 0) else 1
-    assert res.exit_code == stopped or (res.exit_code is not None and res.exit_code < 0)
+    # Stopped with SIGINT first, restic cleans up its lock and exits itself: 130 (0.14);
+    # restic 0.18 also exits 1 ("context canceled") when stopped in the middle of its work.
+    stopped = {130} if restic_version() < (0, 18, 0) else {130, 1}
+    assert res.exit_code in stopped or (res.exit_code is not None and res.exit_code < 0)
     assert res.message == "restic backup on primary timed out after 1s and was stopped"
     assert time.monotonic() - started < 60  # generous: catches a hang only
     assert restic.list_locks(repository) == []
