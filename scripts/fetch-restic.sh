@@ -87,9 +87,13 @@ echo "==> fetching restic from Debian $suite into $dir" >&2
 # Package lists only for this one private source; stdout goes to stderr so that the
 # script's own stdout is just the path.
 apt update >&2
+# As root, apt warns that the download into this directory runs unsandboxed (its
+# _apt user cannot write here); the file is still checked against the signed lists.
 (cd "$dir/download" && rm -f restic_*.deb && apt download restic >&2)
 deb=$(ls "$dir/download"/restic_*.deb)
 rm -rf "$dir/root"
 dpkg-deb -x "$deb" "$dir/root"
 "$bin" version >&2
+# Only the binary is kept: the package lists and the .deb are not needed again.
+rm -rf "$apt_dir/state/lists" "$apt_dir/cache" "$dir/download"
 echo "$dir/root/usr/bin"

@@ -32,8 +32,8 @@ restic_dir() {
         echo ""
         return
     fi
-    suite=$(debian_suite "$1")
-    dir=$(sh scripts/fetch-restic.sh "$suite")
+    suite=$(debian_suite "$1") || return 2
+    dir=$(sh scripts/fetch-restic.sh "$suite") || return 2
     if ! "$dir/restic" version | grep -q "^restic $1\."; then
         echo "test.sh: Debian $suite's restic is not $1: $("$dir/restic" version)" >&2
         return 2
