@@ -72,7 +72,7 @@ def test_backup_drop_restore_gives_back_every_row(
     assert report.exit_code == 0, report.errors
     (snapshot,) = dump_snapshots()
     extension = "dump" if fmt == "custom" else "sql"
-    assert snapshot["paths"] == [f"/postgresql/{pg_database}.{extension}"]
+    assert snapshot["paths"] == [dump_path("postgresql", pg_database, extension)]
     assert snapshot["tags"] == [f"dump:postgresql:{pg_database}"]
     assert_no_local_dump(private_tmp, workdir)
 
