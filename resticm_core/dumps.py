@@ -212,9 +212,20 @@ def dump_tag(source: DumpSource, database: str) -> str:
     return f"{TAG_PREFIX}{dump_name(source, database)}"
 
 
-def dump_filename(source: DumpSource, target: DumpTarget) -> str:
-    """The path of the dump inside its snapshot (restic shows it as ``/<this>``)."""
-    return f"{source.label}/{target.database}.{target.extension}"
+#: restic 0.18.0 (Debian 13's) cannot back up stdin under a directory name: ``backup
+#: --stdin-filename a/b`` fails with "unable to save snapshot: open /a: no such file
+#: or directory" (restic issue #5324, fixed in 0.18.1).
+STDIN_DIRECTORY_BROKEN = ((0, 18, 0),)
+
+
+def dump_filename(source: DumpSource, target: DumpTarget, *, flat: bool = False) -> str:
+    """The path of the dump inside its snapshot (restic shows it as ``/<this>``).
+
+    ``<label>/<database>.<ext>``; *flat* (for restic 0.18.0) ``<label>:<database>.<ext>``,
+    ``:`` as in the dump's name. Restores read the path from the snapshot: both work.
+    """
+    separator = ":" if flat else "/"
+    return f"{source.label}{separator}{target.database}.{target.extension}"
 
 
 def dump_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -333,14 +344,14 @@ class StreamRequest:
     host: str | None = None
 
 
-def backup_stdin_args(request: StreamRequest) -> list[str]:
-    """``restic backup --stdin`` for one dump."""
+def backup_stdin_args(request: StreamRequest, *, flat: bool = False) -> list[str]:
+    """``restic backup --stdin`` for one dump (*flat*: see :func:`dump_filename`)."""
     args = [
         "backup",
         "--json",
         "--stdin",
         "--stdin-filename",
-        dump_filename(request.source, request.target),
+        dump_filename(request.source, request.target, flat=flat),
         "--tag",
         dump_tag(request.source, request.target.database),
     ]
@@ -349,6 +360,14 @@ def backup_stdin_args(request: StreamRequest) -> list[str]:
     if request.host:
         args += ["--host", request.host]
     return args
+
+
+def _flat_names(restic: Restic) -> bool:
+    """Must this restic get a ``--stdin-filename`` without a directory?"""
+    try:
+        return restic.version() in STDIN_DIRECTORY_BROKEN
+    except ResticmError:
+        return False  # restic missing or odd: its own run says so
 
 
 def stream_dump(
@@ -392,7 +411,10 @@ def stream_dump(
     parser = BackupParser(None)
     try:
         result = restic.run(
-            backup_stdin_args(request), repository, on_stdout=parser, stdin=read_end
+            backup_stdin_args(request, flat=_flat_names(restic)),
+            repository,
+            on_stdout=parser,
+            stdin=read_end,
         )
     finally:
         # Closing the read end makes a dump still writing fail with EPIPE instead of

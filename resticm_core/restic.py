@@ -60,6 +60,8 @@ EXIT_REPOSITORY_MISSING = 10
 EXIT_LOCK_FAILED = 11
 EXIT_WRONG_PASSWORD = 12
 EXIT_INTERRUPTED = 130
+#: restic's short snapshot ID: the first 8 hex digits of the ID.
+SHORT_ID_LENGTH = 8
 
 NOT_INSTALLED_MESSAGE = "restic is not installed or not on PATH (install the 'restic' package)"
 #: Lines of restic's stderr kept for error messages (plus a head of 20 lines).
@@ -132,6 +134,17 @@ _NOT_EXIST_MARKERS = (
     "nosuchkey",
     "nosuchbucket",
 )
+#: restic >= 0.17 retries a missing S3 bucket as if it were a failing backend, for
+#: minutes (0.14 fails at once); its stderr then says (restic 0.18.0 against moto_server):
+#:   Stat(<config/>) returned error, retrying after 712.9ms: Stat: The specified bucket
+#:   does not exist
+#: A missing bucket is a missing repository: resticm stops restic at the first such line.
+_RETRYING_TEXT = "returned error, retrying after"
+_MISSING_BUCKET_MARKERS = ("the specified bucket does not exist", "nosuchbucket")
+MISSING_BUCKET_FAILURE = (
+    "repository does not exist: its bucket does not exist (restic >= 0.17 retries that for"
+    " minutes; resticm stopped it) (create it with 'resticm init')"
+)
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PROGRESS_LINE = re.compile(r"^\[\d+:\d{2}(?::\d{2})?\]")
 _OMITTED_MARKER = re.compile(r"^\.\.\. \d+ lines omitted \.\.\.$")
@@ -163,11 +176,38 @@ def _is_missing_repository(lines: Sequence[str]) -> bool:
     return any(marker in cause for cause in causes for marker in _NOT_EXIST_MARKERS)
 
 
+def retries_missing_bucket(line: str) -> bool:
+    """Is this stderr line restic >= 0.17 retrying to read the config of a missing bucket?"""
+    lowered = line.lower()
+    return (
+        _RETRYING_TEXT in lowered
+        and "<config/" in lowered
+        and any(marker in lowered for marker in _MISSING_BUCKET_MARKERS)
+    )
+
+
+class _EitherEvent(threading.Event):
+    """Set when it was set itself or when *other* (the caller's cancel event) is set."""
+
+    def __init__(self, other: threading.Event | None) -> None:
+        super().__init__()
+        self.other = other
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.other is not None and self.other.is_set())
+
+
 def _kind_from_stderr(lines: Sequence[str]) -> ResticErrorKind:
     """restic < 0.17 exits 1 for everything: recognise the common causes by their text."""
     # JSON lines are per-file error reports of a backup; a file *named* like an
-    # error message must not change the verdict.
-    text_lines = [line for line in lines if not line.lstrip().startswith("{")]
+    # error message must not change the verdict. restic's own fatal error in JSON
+    # form (``exit_error``, restic >= 0.17 with --json) is restic's text: it counts.
+    text_lines: list[str] = []
+    for line in lines:
+        if not line.lstrip().startswith("{"):
+            text_lines.append(line)
+        else:
+            text_lines += _exit_error_lines(line)
     if any(_WRONG_PASSWORD_TEXT in line for line in text_lines):
         return ResticErrorKind.WRONG_PASSWORD
     if any(_LOCKED_TEXT in line for line in text_lines):
@@ -273,6 +313,25 @@ def retryable_failure(result: ResticResult) -> bool:
 # -- making restic's stderr readable --------------------------------------------------------------
 
 
+def _exit_error_lines(line: str) -> list[str]:
+    """The lines of restic's fatal error in JSON form, else [].
+
+    restic >= 0.17 run with ``--json`` prints its fatal error not as ``Fatal: ...``
+    text but as ``{"message_type": "exit_error", "code": 10, "message": "Fatal: ..."}``
+    (the message may span lines).
+    """
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return []
+    if not isinstance(message, dict) or message.get("message_type") != "exit_error":
+        return []
+    text = message.get("message")
+    if not isinstance(text, str):
+        return []
+    return [part.strip() for part in text.splitlines() if part.strip()]
+
+
 def _json_error_text(line: str) -> str | None:
     """A backup's JSON error report (``{"message_type": "error", ...}``) as text, else None."""
     try:
@@ -300,7 +359,8 @@ def _path_error_text(error: Mapping[str, Any]) -> str:
 
 def readable_stderr(lines: Iterable[str]) -> list[str]:
     """restic's stderr lines a human should read: no blanks, progress bars, escape codes;
-    JSON error reports rendered as ``<item>: <reason>``."""
+    JSON error reports rendered as ``<item>: <reason>``, a JSON fatal error
+    (``exit_error``, restic >= 0.17) as its text."""
     out: list[str] = []
     for raw in lines:
         line = _ANSI_ESCAPE.sub("", raw).strip()
@@ -310,6 +370,7 @@ def readable_stderr(lines: Iterable[str]) -> list[str]:
             text = _json_error_text(line)
             if text is not None:
                 out.append(text)
+            out += _exit_error_lines(line)
             continue
         out.append(line)
     return out
@@ -789,23 +850,39 @@ class SubprocessResticRunner:
         if self.on_command is not None:
             self.on_command(printable_command(args, repository, extra_env))
         sink = _StdoutSink(on_stdout, capture_stdout)
+        missing_bucket = _EitherEvent(cancel)
+
+        def watch_stderr(line: str) -> None:
+            if retries_missing_bucket(line):
+                missing_bucket.set()
+
         process = run_process(
             [binary, *args],
             env=env,
             timeout=timeout,
             kill_grace=self.kill_grace,
             on_stdout=sink,
-            cancel=cancel,
+            on_stderr=watch_stderr,
+            cancel=missing_bucket,
             tail_lines=STDERR_TAIL_LINES,
             # restic removes its own repository lock on SIGINT (not on SIGTERM).
             stop_signal=signal.SIGINT,
             stdin=subprocess.DEVNULL if stdin is None else stdin,
             known=self.children,
         )
+        redactor = Redactor(secrets, urls=[repository.url, env.get("RESTIC_FROM_REPOSITORY", "")])
+        result = _result(args, repository.name, process, sink, redactor)
+        if process.cancelled and not (cancel is not None and cancel.is_set()):
+            # Stopped by resticm for a missing bucket: restic never got as far as a lock.
+            return attrs.evolve(
+                result,
+                cancelled=False,
+                error_kind=ResticErrorKind.REPOSITORY_MISSING,
+                failure=MISSING_BUCKET_FAILURE,
+            )
         if _left_a_lock(process, args):
             self._remove_stale_lock(binary, env, repository)
-        redactor = Redactor(secrets, urls=[repository.url, env.get("RESTIC_FROM_REPOSITORY", "")])
-        return _result(args, repository.name, process, sink, redactor)
+        return result
 
     def _remove_stale_lock(
         self, binary: str, env: Mapping[str, str], repository: Repository
@@ -927,9 +1004,11 @@ def _summary_from(message: Mapping[str, Any]) -> BackupSummary:
         except (TypeError, ValueError):
             return kind(0)
 
+    # restic 0.14 reports the short ID, restic >= 0.17 the full one: resticm's reports,
+    # hook variables and notifications carry the short ID with every version.
     snapshot = message.get("snapshot_id")
     return BackupSummary(
-        snapshot_id=str(snapshot) if snapshot else None,
+        snapshot_id=str(snapshot)[:SHORT_ID_LENGTH] if snapshot else None,
         files_new=number("files_new"),
         files_changed=number("files_changed"),
         files_unmodified=number("files_unmodified"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,70 @@ _SYSTEM_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
 HAVE_RESTIC = shutil.which("restic") is not None
 
 requires_restic = pytest.mark.skipif(not HAVE_RESTIC, reason="restic is not installed")
+
+
+def _restic_on_path() -> tuple[int, int, int]:
+    if not HAVE_RESTIC:
+        return (0, 0, 0)
+    out = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
+    found = re.search(r"\brestic (\d+)\.(\d+)\.(\d+)", out)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else (0, 0, 0)
+
+
+#: The version of the restic on PATH: scripts/test.sh runs the restic tests once per
+#: version (RESTIC_VERSIONS), and a few expectations differ by version.
+RESTIC_VERSION = _restic_on_path()
+
+
+def restic_version() -> tuple[int, int, int]:
+    """The version of the restic the tests run, e.g. ``(0, 18, 0)``."""
+    return RESTIC_VERSION
+
+
+#: restic >= 0.18 (backend-error-redesign, on by default) retries an unreachable or
+#: failing backend itself, for up to 15 minutes: tests of resticm's own retries of
+#: a dead backend need the restic that gives up at once (0.14; 0.17 without the flag).
+restic_gives_up_on_dead_backends = pytest.mark.skipif(
+    RESTIC_VERSION >= (0, 18, 0),
+    reason="restic >= 0.18 retries a dead backend itself for minutes",
+)
+
+
+def dump_path(label: str, database: str, extension: str = "sql") -> str:
+    """A dump's path in its snapshot with the restic on PATH (restic 0.18.0: no directory)."""
+    from resticm_core.dumps import STDIN_DIRECTORY_BROKEN
+
+    separator = ":" if RESTIC_VERSION in STDIN_DIRECTORY_BROKEN else "/"
+    return f"/{label}{separator}{database}.{extension}"
+
+
+def exit_suffix(code_017: int) -> str:
+    """`` (exit N)`` of a failure restic >= 0.17 gives its own exit code (10, 11, 12)."""
+    return f" (exit {code_017 if RESTIC_VERSION >= (0, 17, 0) else 1})"
+
+
+#: Fixtures that mean a test runs the real restic (they create repositories with it).
+RESTIC_FIXTURES = frozenset({"repo", "template_repo"})
+
+
+def runs_restic(item: pytest.Item) -> bool:
+    """Does *item* run the real restic: a restic fixture, ``requires_restic`` or ``-m restic``?"""
+    if RESTIC_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    for mark in item.iter_markers():
+        if mark.name == "restic":
+            return True
+        if mark.name == "skipif" and mark.kwargs.get("reason") == "restic is not installed":
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that runs restic carries the ``restic`` marker, so that
+    # ``pytest -m restic`` (scripts/test.sh's pass per restic version) selects all of them.
+    for item in items:
+        if runs_restic(item):
+            item.add_marker(pytest.mark.restic)
 
 
 def restic_env(cache: Path, repo: Path | None = None, password: str = PASSWORD) -> dict[str, str]:

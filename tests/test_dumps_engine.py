@@ -23,7 +23,7 @@ from resticm_core.errors import ConfigError
 from resticm_core.plugin_manager import PluginRegistry
 from resticm_core.testing import FakeRestic
 
-from .conftest import PASSWORD, CallLog, restic_env, write_script
+from .conftest import PASSWORD, CallLog, dump_path, restic_env, write_script
 
 pytestmark = pytest.mark.restic
 
@@ -123,15 +123,16 @@ def test_each_database_streams_into_its_own_tagged_snapshot(
     assert report.exit_code == 0, report.errors
     assert [s.name for s in report.steps] == ["dump app:one", "dump app:two"]
     found = {s["paths"][0]: s for s in snapshots(tmp_path, repo)}
-    assert set(found) == {"/app/one.sql", "/app/two.sql"}
-    assert found["/app/one.sql"]["tags"] == ["dump:app:one", "nightly"]
-    assert found["/app/one.sql"]["hostname"] == "web1"
-    restored = restic_dump(tmp_path, repo, found["/app/two.sql"]["id"], "/app/two.sql")
+    assert set(found) == {dump_path("app", "one"), dump_path("app", "two")}
+    assert found[dump_path("app", "one")]["tags"] == ["dump:app:one", "nightly"]
+    assert found[dump_path("app", "one")]["hostname"] == "web1"
+    two = dump_path("app", "two")
+    restored = restic_dump(tmp_path, repo, found[two]["id"], two)
     lines = restored.decode().splitlines()
     assert len(lines) == 20000 and lines[-1] == "INSERT INTO t VALUES (19999, 'two');"
     # The step's summary is the dump's own snapshot.
     assert report.steps[1].summary is not None
-    assert report.steps[1].summary.snapshot_id == found["/app/two.sql"]["short_id"]
+    assert report.steps[1].summary.snapshot_id == found[dump_path("app", "two")]["short_id"]
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,7 @@ def test_dumps_and_directories_both_back_up(
     assert report.exit_code == 0, report.errors
     assert [s.name for s in report.steps] == ["dump script-dump:one", "backup"]
     assert sorted(s["paths"][0] for s in snapshots(tmp_path, repo)) == [
-        "/script-dump/one.sql",
+        dump_path("script-dump", "one"),
         str(source),
     ]
     assert calls.entry("post_backup")["BACKUP_STATUS"] == "success"
@@ -396,7 +397,7 @@ def test_a_listed_database_dropped_before_its_dump_is_skipped_with_a_warning(
         "dump script-dump:two skipped: the database was dropped after it was listed",
     )
     paths = sorted(s["paths"][0] for s in snapshots(tmp_path, repo))
-    assert paths == ["/script-dump/one.sql", "/script-dump/three.sql"]
+    assert paths == [dump_path("script-dump", "one"), dump_path("script-dump", "three")]
 
     # Named in the config (not listed), the same error fails the backup.
     named = make_config(tmp_path, repo, [entry])

@@ -96,6 +96,7 @@ class PagerPlugin:
         return [PagerNotifier]
 
 
+@pytest.mark.restic  # the preflight probe runs the real restic
 def test_a_plugin_notifier_from_the_public_api(
     tmp_path: Path, server: Recorder, do_run: Callable[..., RunReport]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from resticm_core.restic import (
 )
 from resticm_core.testing import FakeRestic
 
-from .conftest import PASSWORD, requires_restic
+from .conftest import PASSWORD, requires_restic, restic_gives_up_on_dead_backends
 from .http_recorder import refused_url
 
 # restic 0.14.0's own words (see the comment over restic._TRANSIENT_MARKERS).
@@ -157,13 +158,14 @@ def unavailable() -> Iterator[tuple[str, list[str]]]:
 
 
 @requires_restic
+@restic_gives_up_on_dead_backends
 @pytest.mark.restic
 def test_real_restic_against_a_503_backend_is_tried_three_times(
     tmp_path: Path, unavailable: tuple[str, list[str]]
 ) -> None:
     url, seen = unavailable
     runner = SubprocessResticRunner(
-        environ={"PATH": "/usr/bin:/bin", "RESTIC_CACHE_DIR": str(tmp_path / "cache")}
+        environ={"PATH": os.environ["PATH"], "RESTIC_CACHE_DIR": str(tmp_path / "cache")}
     )
     repository = Repository(name="rest", url=f"rest:{url}/repo/", password=PASSWORD)
     result = Restic(runner, retries=2, retry_backoff=0.1).cat_config(repository)
@@ -174,6 +176,7 @@ def test_real_restic_against_a_503_backend_is_tried_three_times(
 
 
 @requires_restic
+@restic_gives_up_on_dead_backends
 @pytest.mark.restic
 def test_a_run_retries_an_unreachable_repository_as_configured(
     tmp_path: Path, source: Path, environ: dict[str, str]
@@ -252,6 +255,7 @@ def test_a_restic_stopped_on_timeout_gets_its_stale_lock_removed_even_if_it_exit
 
 
 @requires_restic
+@restic_gives_up_on_dead_backends
 @pytest.mark.restic
 def test_repository_commands_retry_as_configured_too(
     tmp_path: Path, unavailable: tuple[str, list[str]], environ: dict[str, str]

@@ -25,7 +25,7 @@ import pytest
 
 from resticm_core.locking import ProcessLock, lock_key
 
-from ..conftest import PASSWORD, CallLog, requires_restic, restic_env
+from ..conftest import PASSWORD, CallLog, exit_suffix, requires_restic, restic_env
 from ..http_recorder import Recorder
 from .conftest import (
     children,
@@ -270,7 +270,7 @@ def test_wrong_password_on_one_backend(
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["errors"] == [
-        "restic copy failed on offsite: wrong password or no key found (exit 1)"
+        "restic copy failed on offsite: wrong password or no key found" + exit_suffix(12)
     ]
     assert [s for s in steps(report) if s[2] != "ok"] == [
         ("copy", "offsite", "failed"),

@@ -29,6 +29,28 @@ MYSQL_PORT = int(os.environ.get("RESTICM_TEST_MYSQL_PORT", "3306"))
 REQUIRED = os.environ.get("RESTICM_REQUIRE_DATABASES") == "1"
 
 
+def _restic_version() -> tuple[int, int, int] | None:
+    from resticm_core.restic import parse_version
+
+    try:
+        out = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    return parse_version(out)
+
+
+#: The restic on PATH (scripts/test.sh runs the suite once per restic version).
+RESTIC_VERSION = _restic_version()
+
+
+def dump_path(label: str, database: str, extension: str = "sql") -> str:
+    """A dump's path in its snapshot with the restic on PATH (restic 0.18.0: no directory)."""
+    from resticm_core.dumps import STDIN_DIRECTORY_BROKEN
+
+    separator = ":" if RESTIC_VERSION in STDIN_DIRECTORY_BROKEN else "/"
+    return f"/{label}{separator}{database}.{extension}"
+
+
 def unavailable(what: str, why: str) -> None:
     message = f"{what} is not available ({why}); run scripts/start-databases.sh"
     if REQUIRED:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dumps_testlib import PG_PORT, PLUGIN_DIR, REPO_PASSWORD, USER, Postgres
+from dumps_testlib import PG_PORT, PLUGIN_DIR, REPO_PASSWORD, USER, Postgres, dump_path
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_cli_backup_list_restore_sqlite(
     table = resticm(site, environ, tmp_path, "-c", str(config), "dumps", "list")
     assert table.returncode == 0, table.stderr
     (row,) = [line for line in table.stdout.splitlines() if line.startswith("sqlite:shop")]
-    assert row.split()[4:] == ["2", "/sqlite/shop.sql"]
+    assert row.split()[4:] == ["2", dump_path("sqlite", "shop")]
     as_json = json.loads(
         resticm(site, environ, tmp_path, "-c", str(config), "--json", "dumps", "list").stdout
     )

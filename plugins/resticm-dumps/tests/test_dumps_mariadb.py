@@ -13,6 +13,7 @@ from dumps_testlib import (
     MariaDB,
     assert_no_local_dump,
     backup,
+    dump_path,
     make_config,
     restore,
 )
@@ -65,7 +66,7 @@ def test_backup_drop_restore_gives_back_every_row(
 
     assert report.exit_code == 0, report.errors
     (snapshot,) = dump_snapshots()
-    assert snapshot["paths"] == [f"/mariadb/{maria_database}.sql"]
+    assert snapshot["paths"] == [dump_path("mariadb", maria_database)]
     assert snapshot["tags"] == [f"dump:mariadb:{maria_database}"]
     assert_no_local_dump(private_tmp, workdir)
 

@@ -13,6 +13,7 @@ from dumps_testlib import (
     Postgres,
     assert_no_local_dump,
     backup,
+    dump_path,
     make_config,
     password_file,
     restore,
@@ -71,7 +72,7 @@ def test_backup_drop_restore_gives_back_every_row(
     assert report.exit_code == 0, report.errors
     (snapshot,) = dump_snapshots()
     extension = "dump" if fmt == "custom" else "sql"
-    assert snapshot["paths"] == [f"/postgresql/{pg_database}.{extension}"]
+    assert snapshot["paths"] == [dump_path("postgresql", pg_database, extension)]
     assert snapshot["tags"] == [f"dump:postgresql:{pg_database}"]
     assert_no_local_dump(private_tmp, workdir)
 
@@ -160,7 +161,7 @@ def test_all_lists_the_databases_and_globals_dump_the_roles(
     } <= names
     assert not any("template" in n for n in names)
     paths = {p for s in dump_snapshots() for p in s["paths"]}  # type: ignore[attr-defined]
-    assert "/pg-main/_globals.sql" in paths and f"/pg-main/{pg_database}.sql" in paths
+    assert dump_path("pg-main", "_globals") in paths and dump_path("pg-main", pg_database) in paths
 
     postgres.drop(pg_database)
     result = restore(config, environ, f"pg-main:{pg_database}")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dumps_testlib import assert_no_local_dump, backup, make_config, restore
+from dumps_testlib import assert_no_local_dump, backup, dump_path, make_config, restore
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("sqlite3") is None, reason="sqlite3 is not installed"
@@ -49,7 +49,8 @@ def test_backup_delete_restore_gives_back_every_row(
 
     assert report.exit_code == 0, report.errors
     (snapshot,) = dump_snapshots()
-    assert snapshot["paths"] == ["/sqlite/app.sql"] and snapshot["tags"] == ["dump:sqlite:app"]
+    assert snapshot["paths"] == [dump_path("sqlite", "app")]
+    assert snapshot["tags"] == ["dump:sqlite:app"]
     assert sorted(p.name for p in data.iterdir()) == ["app.db"]  # no dump beside it
     assert_no_local_dump(private_tmp, workdir)
 
