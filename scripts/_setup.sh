@@ -14,7 +14,12 @@ setup_machine() {
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
     case "$spec" in
         # the tests check generated units with systemd-analyze (package systemd)
-        *test*) command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd" ;;
+        *test*)
+            command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+            # tests/test_completion.py runs the generated zsh and fish completions
+            command -v zsh >/dev/null 2>&1 || missing="$missing zsh"
+            command -v fish >/dev/null 2>&1 || missing="$missing fish"
+            ;;
     esac
     if [ -n "$missing" ]; then
         echo "==> installing Debian packages:$missing"
