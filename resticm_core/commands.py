@@ -783,9 +783,31 @@ def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
             i += 1
             continue
         if arg == "run":
-            return list(argv[: i + 1]), list(argv[i + 1 :])
+            ours, restic_args = _leading_globals(argv[i + 1 :])
+            return [*argv[: i + 1], *ours], restic_args
         return list(argv), None
     return list(argv), None
+
+
+#: resticm's global flags that ``run`` takes as its own when they come before restic's
+#: first argument (the Go spelling ``resticm run -c CFG snapshots``); the value-taking ones.
+_RUN_GLOBALS_WITH_VALUE = ("-c", "--config", "--lock-wait")
+_RUN_GLOBALS = ("-v", "--verbose", "-n", "--dry-run")
+
+
+def _leading_globals(rest: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s arguments: resticm's global flags up to restic's first argument,
+    then restic's, untouched (``run snapshots -c`` keeps ``-c`` for restic's --compact)."""
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg in _RUN_GLOBALS_WITH_VALUE and i + 1 < len(rest):
+            i += 2
+        elif arg in _RUN_GLOBALS or arg.startswith(("--config=", "--lock-wait=")):
+            i += 1
+        else:
+            break
+    return list(rest[:i]), list(rest[i:])
 
 
 def dispatch(

@@ -169,3 +169,15 @@ def test_backup_into_the_active_backend_probes_it_not_the_primary(
     assert f"RESTIC_REPOSITORY={offsite}" in result.stderr or str(offsite) in result.stderr
     assert seen.read_text().strip() == str(offsite)  # RESTICM_REPOSITORY: where it went
     assert len(snapshot_ids(offsite, tmp_path / "cache")) == 1
+
+
+@requires_restic
+@pytest.mark.restic
+def test_run_with_the_config_after_run_as_the_go_tool_spells_it(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = go_config(tmp_path, repo, source)
+    assert resticm("-c", str(cfg), "backup", env=environ).returncode == 0
+    result = resticm("run", "-c", str(cfg), "snapshots", "--json", env=environ)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 1

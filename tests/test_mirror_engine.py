@@ -285,6 +285,11 @@ def test_copy_destination_keeps_its_own_credentials() -> None:
         (["--config=run", "run", "ls"], ["--config=run", "run"], ["ls"]),
         (["forget", "run"], ["forget", "run"], None),
         (["-c", "run", "backup"], ["-c", "run", "backup"], None),
+        # the Go spelling: resticm's flags right after `run`, before restic's first argument
+        (["run", "-c", "x.yaml", "-v", "snapshots", "-c"], ["run", "-c", "x.yaml", "-v"],
+         ["snapshots", "-c"]),
+        (["run", "--config=x.yaml", "ls", "latest"], ["run", "--config=x.yaml"], ["ls", "latest"]),
+        (["run", "--no-lock", "-c", "snapshots"], ["run"], ["--no-lock", "-c", "snapshots"]),
     ],
 )
 def test_split_run_argv(argv: list[str], ours: list[str], theirs: list[str] | None) -> None:
