@@ -14,10 +14,20 @@ import resticm_core
 from resticm_core.cli import main
 from resticm_core.errors import UsageError
 from resticm_core.schedule import Schedule, cron_line, service_unit, timer_unit
+from resticm_core.schedule import default_executable as REAL_DEFAULT_EXECUTABLE
 
 from .conftest import PASSWORD, write_script
 
 HAVE_ANALYZE = shutil.which("systemd-analyze") is not None
+#: Where a server installation puts resticm (README): outside what PrivateTmp= hides.
+INSTALLED = "/opt/resticm/bin/resticm"
+
+
+@pytest.fixture(autouse=True)
+def installed_outside_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The units start an installed resticm, wherever this checkout is: CI may clone it
+    under /tmp, which install rightly refuses. Tests of that refusal pass --executable."""
+    monkeypatch.setattr("resticm_core.schedule.default_executable", lambda: (INSTALLED,))
 
 
 def _parse(path: Path) -> configparser.ConfigParser:
@@ -65,11 +75,22 @@ def test_install_writes_hardened_units(tmp_path: Path, capsys: pytest.CaptureFix
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Install"]["WantedBy"] == "timers.target"
     assert (units / "resticm.service").stat().st_mode & 0o777 == 0o644
-    out, err = capsys.readouterr()
-    assert "not enabled (--unit-dir)" in out
+    assert "not enabled (--unit-dir)" in capsys.readouterr().out
+
+
+def test_a_timer_running_this_checkout_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("resticm_core.schedule.default_executable", REAL_DEFAULT_EXECUTABLE)
+    # --user: no PrivateTmp, so a checkout anywhere (CI clones under /tmp) is accepted
+    units = tmp_path / "units"
+    assert main(["schedule", "install", "--user", "--unit-dir", str(units)]) == 0
+    err = capsys.readouterr().err
     if (Path(resticm_core.__file__).parent.parent / "pyproject.toml").is_file():
         # an editable install: the timer would depend on this checkout, and says so
         assert "runs resticm_core from the checkout" in err
+    else:
+        assert "checkout" not in err
 
 
 @pytest.mark.skipif(not HAVE_ANALYZE, reason="systemd-analyze is not installed")
@@ -258,7 +279,7 @@ def test_no_running_systemd_writes_nothing(tmp_path: Path) -> None:
     before = {p.name for p in Path("/etc/systemd/system").glob("resticm-test-*")}
     result = subprocess.run(
         [sys.executable, "-m", "resticm_core", "-n", "schedule", "install",
-         "--name", "resticm-test-x"],
+         "--name", "resticm-test-x", "--executable", INSTALLED],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
