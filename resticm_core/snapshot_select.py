@@ -30,6 +30,7 @@ import attrs
 from .config import PRIMARY, Config, Repository
 from .errors import ResticmError, UsageError
 from .lockcheck import parse_lock_time
+from .reachability import unreachable
 from .restic import Restic, ResticCommandError, ResticErrorKind
 from .secrets import redact_url
 
@@ -243,6 +244,12 @@ def choose(
     skipped: list[SkippedRepository] = []
     for repo in candidates(config, source):
         shown = redact_url(repo.url)
+        down = unreachable(repo.url)
+        if down is not None:  # restic >= 0.17 would retry a refused connection for 15 minutes
+            skipped.append(
+                SkippedRepository(name=repo.name, url=shown, kind="unreachable", reason=down)
+            )
+            continue
         try:
             every = restic.snapshots(repo)
             snapshot = pick(every, selector, flt)

@@ -37,6 +37,7 @@ import attrs
 
 from .cli_types import duration_seconds
 from .errors import UsageError
+from .reachability import unreachable
 from .restic import format_bytes
 from .secrets import redact_url
 from .snapshot_count import SnapshotSurvey, query
@@ -283,6 +284,9 @@ def _probe(
     the id is asked for only when two entries share this name (two configs on
     one machine both calling theirs ``primary``).
     """
+    down = unreachable(repo.url)
+    if down is not None:  # restic >= 0.17 would retry a refused connection for 15 minutes
+        return None, redact_url(f"restic snapshots failed on {repo.name}: {down}"), None
     found, result = query(restic, repo, host)
     failure = "" if found is not None else (result.message or "restic printed no snapshot list")
     named = [when for when, name in deep.values() if name == repo.name]
