@@ -312,7 +312,15 @@ def info_document(
         }
     hooks = {
         phase: [h.describe() for h in config.hooks.for_phase(phase)]
-        for phase in ("pre_backup", "post_backup", "on_success", "on_error", "finally")
+        for phase in (
+            "pre_backup",
+            "post_backup",
+            "on_success",
+            "on_error",
+            "finally",
+            "pre_restore",
+            "post_restore",
+        )
     }
     primary = config.primary_repository()
     return {

@@ -228,6 +228,28 @@ def _failure_kind(error: ResticCommandError) -> str:
     return "failed"
 
 
+def _snapshots(restic: Restic, repo: Repository) -> list[dict[str, Any]]:
+    """Every snapshot of *repo*, read without a lock (``--no-lock``).
+
+    A read-only probe needs none; a mirror on read-only storage serves too, and a
+    probe stopped by its timeout (``timeouts.snapshots``) leaves no lock to remove.
+    """
+    import json
+
+    result = restic.run(["--no-lock", "snapshots", "--json"], repo, capture_stdout=True)
+    if not result.ok:
+        raise ResticCommandError(result)
+    try:
+        value = json.loads(result.stdout or "null")
+    except ValueError as exc:
+        raise ResticCommandError(result, f"restic snapshots printed invalid JSON: {exc}") from None
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        raise ResticCommandError(result, f"restic snapshots printed no list on {repo.name}")
+    return value
+
+
 def choose(
     config: Config,
     restic: Restic,
@@ -251,7 +273,7 @@ def choose(
             )
             continue
         try:
-            every = restic.snapshots(repo)
+            every = _snapshots(restic, repo)
             snapshot = pick(every, selector, flt)
         except ResticCommandError as exc:
             if exc.result.error_kind is ResticErrorKind.INTERRUPTED:

@@ -550,6 +550,8 @@ def test_an_unreachable_primary_is_skipped_as_unreachable(
         src,
         repository="rest:" + refused_url(),
         retries=0,
+        # restic >= 0.17 retries an unreachable backend for minutes: bound the probe.
+        timeouts={"snapshots": 15},
         backends={"mirror": mirror},
         copy_to_backends=["mirror"],
     )
