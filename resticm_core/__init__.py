@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         StepResult,
     )
     from .plugin_manager import PluginRegistry, make_plugin_manager
-    from .restore import RestoreReport, restore
+    from .restoring import RestoreReport, restore
     from .run_state import RunState
     from .secrets import scrub_environment
     from .workflow import RunOptions, run, run_phase_hooks
@@ -81,8 +81,8 @@ _EXPORTS = {
     "RunOptions": "workflow",
     "run": "workflow",
     "run_phase_hooks": "workflow",
-    "RestoreReport": "restore",
-    "restore": "restore",
+    "RestoreReport": "restoring",
+    "restore": "restoring",
     "diff": "browse",
     "find": "browse",
     "ls": "browse",

@@ -32,7 +32,7 @@ from .secrets import Redactor, find_secrets, scrub_environment, secret_values
 #: workflow (hooks included); the others call restic directly, without hooks.
 WORKFLOW_COMMANDS = ("backup", "default", "full")
 DIRECT_COMMANDS = ("forget", "check", "snapshots")
-#: ``restore`` (issue 15) runs :func:`resticm_core.restore.restore`, its hooks included.
+#: ``restore`` (issue 15) runs :func:`resticm_core.restoring.restore`, its hooks included.
 RESTORE_COMMANDS = ("restore",)
 COMMANDS = (*WORKFLOW_COMMANDS, *DIRECT_COMMANDS, *RESTORE_COMMANDS)
 
@@ -428,7 +428,7 @@ def _run_restore(
 ) -> dict[str, Any]:
     """``restore``: check mode is the restore's dry run."""
     del lock_dir  # a restore takes restic's lock only, as the CLI's does
-    from .restore import restore
+    from .restoring import restore
 
     if not params.get("target"):
         raise _ModuleError("command restore needs the target parameter")

@@ -27,7 +27,7 @@ from .config import Config, Repository
 from .errors import ResticmError, UsageError
 from .plugin_manager import PluginRegistry
 from .restic import NOT_INSTALLED_MESSAGE, Restic, ResticRunner, child_environment
-from .restore import listing, make_restic
+from .restoring import listing, make_restic
 from .secrets import Redactor, redact_url
 from .snapshot_select import (
     Choice,

@@ -136,7 +136,7 @@ def cmd_restore(
 
     from .logs import LOGGER_NAME, HookOutputLog
     from .restic import format_bytes as human_bytes
-    from .restore import restore
+    from .restoring import restore
 
     if args.in_place and not _confirm(args):
         return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resticm_core.errors import UsageError
-from resticm_core.restore import restic_match
+from resticm_core.restoring import restic_match
 from resticm_core.snapshot_select import (
     NoSnapshot,
     SnapshotFilter,
@@ -83,3 +83,12 @@ def test_id_prefixes_ignore_the_filter_and_find_a_copy_by_its_original() -> None
 )
 def test_restic_match(pattern: str, path: str, expected: bool) -> None:
     assert restic_match(pattern, path) is expected
+
+
+def test_the_restore_function_survives_an_import_of_its_module() -> None:
+    # A module named like the public function would replace it on the package once
+    # imported (``resticm_core.restore`` became a module, not callable).
+    import resticm_core
+    import resticm_core.restoring
+
+    assert callable(resticm_core.restore) and callable(resticm_core.find)
