@@ -65,7 +65,8 @@ def test_installed_plugin_is_listed_and_sends(site: Path, tmp_path: Path, server
     config = tmp_path / "config.yaml"
     address = server.url.removeprefix("http://")
     config.write_text(
-        "repository: /r\npassword: pw-secret\nnotifications:\n  providers:\n"
+        f"repository: /r\npassword: pw-secret\nlogging:\n  file: {tmp_path / 'r.log'}\n"
+        "notifications:\n  providers:\n"
         f"    - type: apprise\n      urls: ['json://{address}/apprise']\n"
     )
     config.chmod(0o600)

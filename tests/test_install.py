@@ -53,7 +53,10 @@ def _backup_and_check(bin_dir: Path, tmp_path: Path, env: dict[str, str], source
     repo = tmp_path / "repo"
     subprocess.run(["restic", "init", "-q"], env=restic_env(tmp_path / "cache", repo), check=True)
     config = tmp_path / "config.yaml"
-    config.write_text(f"repository: {repo}\npassword: {PASSWORD}\ndirectories: [{source}]\n")
+    config.write_text(
+        f"repository: {repo}\npassword: {PASSWORD}\ndirectories: [{source}]\n"
+        f"logging:\n  file: {tmp_path / 'resticm.log'}\n"
+    )
     config.chmod(0o600)
     _run([bin_dir / "resticm", "-c", config, "backup"], cwd=tmp_path, env=env)
     listing = _run(["restic", "snapshots", "--json"], cwd=tmp_path, env=restic_env(
