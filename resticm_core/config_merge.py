@@ -123,28 +123,19 @@ def from_yaml(
 
 
 def merge(base: Node | None, over: Node) -> Node:
-    """*over* on top of *base*: mappings merge, the rest replaces, ``!reset`` replaces."""
-    if base is None or over.reset or not (base.is_mapping and over.is_mapping):
-        return _cleaned(over)
+    """*over* on top of *base*: mappings merge, the rest replaces, ``!reset`` replaces.
+
+    ``!reset`` markers stay in the result (a removed key as a node with ``remove``
+    set): a job merged later onto the top level must not inherit what an earlier
+    layer reset. :func:`to_plain` drops them.
+    """
+    if base is None or over.reset or over.remove or not (base.is_mapping and over.is_mapping):
+        return over
     assert isinstance(base.value, dict) and isinstance(over.value, dict)
     merged = dict(base.value)
     for key, child in over.value.items():
-        if child.remove:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge(merged.get(key), child)
+        merged[key] = merge(merged.get(key), child)
     return attrs.evolve(over, value=merged)
-
-
-def _cleaned(node: Node) -> Node:
-    """*node* with its own ``!reset`` markers applied (nothing to merge with below it)."""
-    if isinstance(node.value, dict):
-        kept = {k: _cleaned(v) for k, v in node.value.items() if not v.remove}
-        return attrs.evolve(node, value=kept, reset=False)
-    if isinstance(node.value, list):
-        items = [_cleaned(v) for v in node.value if not v.remove]
-        return attrs.evolve(node, value=items, reset=False)
-    return attrs.evolve(node, reset=False)
 
 
 def merge_all(nodes: Iterable[Node]) -> Node | None:
@@ -164,7 +155,8 @@ def to_plain(node: Node) -> tuple[object, dict[KeyPath, Origin]]:
         if isinstance(current.value, dict):
             return {k: walk(v, (*path, k)) for k, v in current.value.items() if not v.remove}
         if isinstance(current.value, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(current.value)]
+            kept = [v for v in current.value if not v.remove]
+            return [walk(v, (*path, i)) for i, v in enumerate(kept)]
         return None if current.remove else current.value
 
     return walk(node, ()), origins
