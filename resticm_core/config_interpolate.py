@@ -90,6 +90,13 @@ def interpolate(
             except SecretReferenceError as exc:
                 problems.append(f"{whole}: {exc}")
                 return whole
+            except Exception as exc:  # a plugin's bug: located, and its text (which
+                # might hold the secret) is not shown
+                problems.append(
+                    f"{whole}: the secret provider of {reference['scheme']!r} failed "
+                    f"({type(exc).__name__})"
+                )
+                return whole
             if value is None:
                 if not hook_entry:
                     problems.append(
