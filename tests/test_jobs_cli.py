@@ -47,7 +47,7 @@ def two(tmp_path: Path, template_repo: Path) -> dict[str, Path]:
         paths[f"repo-{name}"], paths[f"src-{name}"] = tmp_path / f"repo-{name}", src
         write_script(
             tmp_path / "hooks" / f"{name}.sh",
-            f'echo "{name} $RESTICM_PHASE" >> {paths["log"]}\n'
+            f'echo "{name} $RESTICM_PHASE job=$RESTICM_JOB" >> {paths["log"]}\n'
             f'[ "${{FAIL_JOB-}}" = {name} ] && exit 1\nexit 0\n',
         )
     return paths
@@ -106,8 +106,10 @@ def test_each_job_backs_up_its_paths_into_its_repository(
         assert snapshot["paths"] == [str(two[f"src-{name}"])]
         assert snapshot["tags"] == [name]  # the job's list replaced the top-level one
         assert str(two[f"src-{other}"]) not in json.dumps(snapshot)
-    # each job ran its own hook, in job order
-    assert two["log"].read_text().splitlines() == ["web pre_backup", "db pre_backup"]
+    # each job ran its own hook, in job order, and the hook knows its job
+    assert two["log"].read_text().splitlines() == [
+        "web pre_backup job=web", "db pre_backup job=db",
+    ]  # fmt: skip
 
 
 def test_a_failing_job_does_not_stop_the_next_and_the_exit_code_is_the_worst(
