@@ -384,9 +384,13 @@ def _path_problems(read: _Read, uid: int) -> list[str]:
     return messages
 
 
-def _parse(text: str, shown: str) -> object:
+def _parse(text: str, shown: str, *, preserve_quotes: bool = False) -> object:
+    """The parsed document; with *preserve_quotes*, quoted scalars come as ruamel's
+    ``*QuotedScalarString`` (a quoted ``"${VAR}"`` stays a string, issue 18)."""
+    yaml = _yaml()
+    yaml.preserve_quotes = preserve_quotes
     try:
-        return _yaml().load(text)
+        return yaml.load(text)
     except RecursionError:  # ruamel.yaml < 0.19 has no max_depth
         raise ConfigError([_too_deep(text, shown)]) from None
     except MarkedYAMLError as exc:

@@ -66,10 +66,13 @@ def interpolate(
     environ: Mapping[str, str],
     resolve: Resolver,
     hook_entry: bool = False,
+    typed: bool = True,
 ) -> Interpolated:
     """*text* with every ``${...}`` replaced (see the module docstring).
 
     :param hook_entry: *text* belongs to a hook entry: only resolvable references change.
+    :param typed: a whole-value ``${VAR}`` becomes the number or boolean its text
+        spells (False for a quoted scalar: ``"${PORT}"`` stays a string).
     """
     if "${" not in text:
         return Interpolated(text)
@@ -125,7 +128,7 @@ def interpolate(
         return whole
 
     result = _TOKEN.sub(replace, text)
-    value: object = _typed(result) if only_variable and not problems else result
+    value: object = _typed(result) if typed and only_variable and not problems else result
     return Interpolated(value, tuple(secrets), tuple(problems))
 
 

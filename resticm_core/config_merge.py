@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from .converter import KeyPath
 from .errors import ConfigError
@@ -70,8 +71,9 @@ class Node:
         return attrs.evolve(self, value=kept)
 
 
-#: ``transform(text, origin)``: a string value as it should be kept (interpolation).
-StringHook = Callable[[str, Origin], object]
+#: ``transform(text, origin, quoted)``: a string value as it should be kept
+#: (interpolation); *quoted*: written in quotes.
+StringHook = Callable[[str, Origin, bool], object]
 
 
 def from_yaml(
@@ -117,8 +119,11 @@ def from_yaml(
                 )
             )
         return Node(items, origin, reset=reset)
-    if isinstance(data, str) and transform is not None:
-        return Node(transform(data, origin), origin, reset=reset)
+    if isinstance(data, str):
+        quoted = isinstance(data, DoubleQuotedScalarString | SingleQuotedScalarString)
+        text = str(data)  # plain str for the converter, whatever ruamel wrapped it in
+        value = transform(text, origin, quoted) if transform is not None else text
+        return Node(value, origin, reset=reset)
     return Node(data, origin, reset=reset)
 
 

@@ -76,7 +76,7 @@ class _Loader:
     def file(self, path: Path, shown: str, stack: tuple[Path, ...]) -> tuple[Node | None, Path]:
         """The merged tree of one file and what it includes (None: an empty file)."""
         read = _read(path, shown, owners=frozenset(_allowed_owners(self.uid, self.environ)))
-        data = _parse(read.text, shown)
+        data = _parse(read.text, shown, preserve_quotes=True)
         if self.check_permissions:
             problems = check_config_permissions(read.real, data, st=read.st, environ=self.environ)
             problems += _path_problems(read, self.uid)
@@ -143,13 +143,13 @@ class _Loader:
 
     # -- strings -------------------------------------------------------------------
 
-    def transform(self, text: str, origin: Origin) -> object:
-        hook_entry = _in_hook_entry(origin.path)
+    def transform(self, text: str, origin: Origin, quoted: bool) -> object:
         done = interpolate(
             text,
             environ=self.environ,
             resolve=lambda scheme, ref: self.registry.secret_reference(scheme, ref, self.environ),
-            hook_entry=hook_entry,
+            hook_entry=_in_hook_entry(origin.path),
+            typed=not quoted,
         )
         self.secrets += done.secrets
         for problem in done.problems:
@@ -209,6 +209,9 @@ def _job_set(tree: Node, loader: _Loader, *, shown: str, real: Path) -> JobSet:
     jobs_node = tree.get(JOBS_KEY)
     secrets = tuple(dict.fromkeys(loader.secrets))
     if jobs_node is None:
+        if (stray := tree.get(RUN_JOBS_KEY)) is not None:
+            loader.problem(stray.origin, "run_jobs needs jobs: (this file defines no jobs)")
+            raise ConfigError(loader.problems)
         config = _build(base, loader, shown=shown, real=real, job=None, secrets=secrets)
         return JobSet(source_path=real, single=config)
     if not isinstance(jobs_node.value, dict) or not jobs_node.value:

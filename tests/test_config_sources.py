@@ -334,3 +334,26 @@ def test_overall_exit_code_is_the_worst() -> None:
     assert overall_exit_code([75, 1, 3]) == 1
     assert overall_exit_code([1, 143, 0]) == 143
     assert overall_exit_code([0, 2]) == 2
+
+
+def test_a_quoted_variable_stays_a_string(tmp_path: Path, registry: PluginRegistry) -> None:
+    path = write(
+        tmp_path / "config.yaml",
+        """
+        repository: /r
+        password: pw-123456
+        host: "${NUM}"
+        retries: ${NUM}
+        env: {PORT: '${NUM}'}
+        """,
+    )
+    config = jobs(path, registry, NUM="5").single
+    assert config is not None
+    assert (config.host, config.retries, dict(config.env)) == ("5", 5, {"PORT": "5"})
+
+
+def test_run_jobs_needs_jobs(tmp_path: Path, registry: PluginRegistry) -> None:
+    path = write(tmp_path / "config.yaml", "repository: /r\npassword: pw-123456\nrun_jobs: [a]\n")
+    assert problems(path, registry) == [
+        f"{path}:3: run_jobs: run_jobs needs jobs: (this file defines no jobs)"
+    ]
