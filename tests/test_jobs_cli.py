@@ -154,6 +154,9 @@ def test_j_picks_one_job_and_one_repository_commands_need_it(
     assert "defines 2 jobs; choose one with -j NAME (jobs: web, db)" in ambiguous.stderr
     unknown = resticm("-c", str(cfg), "-j", "mail", "backup", env=environ)
     assert unknown.returncode == 2 and "no such job" in unknown.stderr
+    validated = resticm("-c", str(cfg), "config", "validate", env=environ)
+    assert validated.returncode == 0, validated.stderr
+    assert f"OK: {cfg} (2 jobs: web, db)" in validated.stdout
 
 
 def test_a_missing_variable_is_a_located_error_with_exit_2(
