@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .errors import ConfigError, LockHeldError, PluginError, ResticmError, SkipBackup
     from .hooks import Hook, HookContext
     from .hookspecs import hookimpl, hookspec
-    from .notifiers import Event, EventStatus, Notifier, NotifyContext, NotifyError
+    from .notify.api import Event, EventStatus, Notifier, NotifyContext, NotifyError
     from .phases import (
         BackupStatus,
         BackupSummary,
@@ -59,11 +59,11 @@ _EXPORTS = {
     "HookContext": "hooks",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
-    "Event": "notifiers",
-    "EventStatus": "notifiers",
-    "Notifier": "notifiers",
-    "NotifyContext": "notifiers",
-    "NotifyError": "notifiers",
+    "Event": "notify.api",
+    "EventStatus": "notify.api",
+    "Notifier": "notify.api",
+    "NotifyContext": "notify.api",
+    "NotifyError": "notify.api",
     "BackupStatus": "phases",
     "BackupSummary": "phases",
     "Command": "phases",

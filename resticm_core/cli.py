@@ -563,8 +563,9 @@ def _cmd_config_validate(config: Any, args: argparse.Namespace, env: dict[str, s
     errors, warnings = list(found.errors), list(found.warnings)
     source = str(config.source_path)
     if args.json:
-        print(json.dumps({"ok": found.ok, "config": source, "errors": errors,
-                          "warnings": warnings}))
+        print(
+            json.dumps({"ok": found.ok, "config": source, "errors": errors, "warnings": warnings})
+        )
     elif found.ok:
         print(f"OK: {source}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     else:
@@ -607,7 +608,7 @@ def _cmd_hooks_run(
 
 
 def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
-    from .notifiers import dispatch, probe_event
+    from .notify import dispatch, probe_event
     from .secrets import Redactor
 
     providers = list(config.notifications.providers)
@@ -642,7 +643,7 @@ def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
 def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | None:
     if not enabled:
         return None
-    from .restic import format_progress
+    from .display import format_progress
 
     def show(status: Mapping[str, Any]) -> None:
         sys.stderr.write("\r\033[K" + format_progress(status))

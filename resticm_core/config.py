@@ -15,7 +15,7 @@ import attrs
 
 from .dumps import DumpSource
 from .hooks import DEFAULT_HOOK_TIMEOUT, DEFAULT_KILL_GRACE, Hook
-from .notifiers import DEFAULT_DEADLINE, Notifier
+from .notify.api import DEFAULT_DEADLINE, Notifier
 from .secrets import MIN_SECRET_LENGTH, is_secret_name, secret_values
 
 PRIMARY = "primary"

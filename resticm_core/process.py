@@ -171,12 +171,17 @@ def _reader(pipe: IO[bytes], sink: OutputTail, callback: LineCallback | None) ->
     pipe.close()
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+# -- process groups: every child runs in its own, so stopping it stops what it started --
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """*signum* to process group *pgid*; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Does any process of group *pgid* still exist?"""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -184,15 +189,17 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
-    """TERM the whole process group, then KILL whatever is left after *grace*."""
-    _signal_group(proc.pid, first)
+def stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
+    """*first* (TERM) to the child's whole process group, KILL to whatever of the group
+    is left after *grace* seconds; the child is reaped before this returns."""
+    signal_group(proc.pid, first)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(proc.pid):
+        if proc.poll() is not None and not group_alive(proc.pid):
             return
         time.sleep(0.05)
-    _signal_group(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def run_process(
@@ -396,7 +403,7 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
     try:
         while proc.poll() is None:
             if watch.must_stop():
-                _stop_group(proc, watch.kill_grace, watch.stop_signal)
+                stop_group(proc, watch.kill_grace, watch.stop_signal)
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
@@ -405,7 +412,7 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
         # Left by an exception (KeyboardInterrupt, a signal handler that raises): the
         # child runs in its own session, so no terminal signal reaches it; stop its
         # group here rather than leave it running unobserved.
-        _stop_group(proc, watch.kill_grace, watch.stop_signal)
+        stop_group(proc, watch.kill_grace, watch.stop_signal)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1.0)
         raise
@@ -512,13 +519,13 @@ def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
             now = time.monotonic()
             if watch.returncode is None and not stopping and watch.must_stop():
                 stopping = True
-                _signal_group(proc.pid, watch.stop_signal)
+                signal_group(proc.pid, watch.stop_signal)
                 kill_at = now + watch.kill_grace
             if kill_at is not None:
-                if watch.returncode is not None and not _group_alive(proc.pid):
+                if watch.returncode is not None and not group_alive(proc.pid):
                     kill_at = None  # the whole group ended within the grace period
                 elif now >= kill_at:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                     kill_at = None
             wake: list[float] = []  # when poll must return even if nothing happens
             if watch.returncode is None and not stopping:
@@ -565,7 +572,7 @@ def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
             # closed first, so a child writing while it stops cannot block on a full pipe.
             proc.stdout.close()
             proc.stderr.close()
-            _stop_group(proc, watch.kill_grace, watch.stop_signal)
+            stop_group(proc, watch.kill_grace, watch.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1.0)
         raise

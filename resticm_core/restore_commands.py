@@ -134,8 +134,8 @@ def cmd_restore(
 ) -> int:
     import logging
 
+    from .display import format_bytes as human_bytes
     from .logs import LOGGER_NAME, HookOutputLog
-    from .restic import format_bytes as human_bytes
     from .restoring import restore
 
     if args.in_place and not _confirm(args):

@@ -896,7 +896,7 @@ def _staged_restore(
 
 
 def _notify(config: Config, report: RestoreReport, redactor: Redactor) -> None:
-    from .notifiers import notify_run, restore_event
+    from .notify import notify_run, restore_event
 
     try:
         notify_run([restore_event(report, config)], config, redactor=redactor)

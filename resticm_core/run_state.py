@@ -30,7 +30,7 @@ from .errors import UsageError
 from .hook_lifecycle import run_hook
 from .hooks import Hook, HookContext, OutputSink, hook_environment
 from .logcontext import log_context
-from .notifiers import LogTail
+from .notify.events import LogTail
 from .phases import (
     BackupStatus,
     BackupSummary,

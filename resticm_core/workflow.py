@@ -29,7 +29,7 @@ from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink
 from .locking import ProcessLock, lock_key
 from .logcontext import capture_logs, log_context
-from .notifiers import RunNotifications
+from .notify.events import RunNotifications
 from .phases import (
     BackupStatus,
     Command,
@@ -132,15 +132,8 @@ def _dump_steps(run: RunState) -> bool:
     Returns False at the first failed dump: like a pre_backup failure, the file
     backup then does not run (DESIGN §3), and the dumps after it are not taken.
     """
-    from .dumps import (
-        DumpContext,
-        DumpError,
-        StreamRequest,
-        backup_stdin_args,
-        dump_environment,
-        dump_name,
-        stream_dump,
-    )
+    from .dump_stream import StreamRequest, backup_stdin_args, stream_dump
+    from .dumps import DumpContext, DumpError, dump_environment, dump_name
 
     config = run.config
     repo = _backup_repository(run)

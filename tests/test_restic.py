@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 import pytest
 
-from resticm_core import restic as restic_module
 from resticm_core.config import Repository
+from resticm_core.display import format_bytes, format_duration, format_progress
 from resticm_core.errors import ResticmError, ResticNotFoundError
 from resticm_core.restic import (
     NOT_INSTALLED_MESSAGE,
@@ -34,13 +34,11 @@ from resticm_core.restic import (
     SubprocessResticRunner,
     child_environment,
     classify,
-    format_bytes,
-    format_duration,
-    format_progress,
     parse_version,
     printable_command,
     readable_stderr,
 )
+from resticm_core.restic import runner as restic_runner
 
 from .conftest import (
     PASSWORD,
@@ -427,7 +425,7 @@ def test_a_failing_password_plugin_is_a_failed_result(environ: dict[str, str]) -
 def test_captured_output_is_bounded(
     tmp_path: Path, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(restic_module, "MAX_CAPTURE_CHARS", 1000)
+    monkeypatch.setattr(restic_runner, "MAX_CAPTURE_CHARS", 1000)
     stub = write_script(tmp_path / "restic", "seq 1 2000\n")
     res = SubprocessResticRunner(str(stub), environ=environ).execute(
         ["snapshots", "--json"], primary("/r"), capture_stdout=True
