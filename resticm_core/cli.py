@@ -379,7 +379,7 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
         from .errors import UsageError
 
         raise UsageError("config validate --write needs --from-go")
-    from .config_sources import load_job_set
+    from .config_file import load_job_set
     from .jobs_cli import MULTI_JOB_COMMANDS, cmd_jobs, run_jobs
 
     # A file with jobs: (issue 18) is one config per job; without, one config as always.
@@ -392,7 +392,15 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
         return cmd_jobs(job_set, args)
     label = f"config {args.config_command}" if command == "config" else command
     if job_set.has_jobs and args.job is None and label in MULTI_JOB_COMMANDS:
-        return run_jobs(label, job_set, args, registry, env)
+        return run_jobs(
+            label,
+            job_set,
+            args,
+            registry,
+            env,
+            run_one=_workflow_report,
+            print_summary=_print_summary,
+        )
     config = job_set.one(args.job, label)
     # validate prints its findings itself: each once, not also as log warnings.
     _setup_logging(config, args, warn=command != "config")

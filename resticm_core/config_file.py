@@ -21,7 +21,7 @@ import re
 import stat
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from cattrs.errors import CattrsError
@@ -35,6 +35,9 @@ from .errors import ConfigError, ConfigValueError, KeyPath
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .secrets import MIN_SECRET_LENGTH, find_secrets
 from .trusted_path import Unsafe, describe_unsafe, open_trusted
+
+if TYPE_CHECKING:
+    from .jobs import JobSet
 
 #: Where root's configuration lives, and the second choice of other users.
 DEFAULT_ETC_DIR = Path("/etc/resticm")
@@ -610,18 +613,65 @@ def load_config(
     :param check_permissions: refuse a file others could change or read secrets
         from (:func:`check_config_permissions`); library callers may turn it off.
     :param job: the job to return of a file with ``jobs:`` (needed when it has
-        several; :func:`resticm_core.config_sources.load_job_set` returns them all).
+        several; :func:`load_job_set` returns them all).
     :returns: the config, its ``source_path`` the file's real path.
     :raises ConfigError: with every problem, each ``file:line: key.path: message``.
     """
-    # Includes, conf.d, ${...} and jobs (issue 18) live in config_sources; a file
-    # using none of them loads exactly as a single file always did.
-    from .config_sources import load_job_set
-
     jobs = load_job_set(
         path, registry=registry, environ=environ, check_permissions=check_permissions
     )
     return jobs.one(job, "load_config")
+
+
+def load_job_set(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    check_permissions: bool = True,
+) -> JobSet:
+    """Find and read a configuration with its includes and ``conf.d``: one config per job.
+
+    The parameters are :func:`load_config`'s. Includes, ``conf.d``, ``${...}`` and
+    ``jobs:`` (issue 18) are :mod:`resticm_core.config_sources`; a file using none of
+    them loads exactly as a single file always did. Every file is read and checked
+    here, by the rules of the main file.
+
+    :raises ConfigError: every problem, each ``file:line: key.path: message`` naming
+        the file it is in.
+    """
+    from .config_sources import build_job_set
+
+    env = os.environ if environ is None else environ
+    chosen, _also_found = find_config_path(path, environ=env)
+    if registry is None:
+        registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    plugins = registry
+    uid = os.geteuid()
+    owners = frozenset(_allowed_owners(uid, env))
+
+    def read_file(file: Path, shown: str) -> tuple[object, Path]:
+        read = _read(file, shown, owners=owners)
+        data = _parse(read.text, shown, preserve_quotes=True)
+        if check_permissions:
+            problems = check_config_permissions(read.real, data, st=read.st, environ=env)
+            problems += _path_problems(read, uid)
+            if problems:
+                raise ConfigError(problems)
+        return data, read.real
+
+    base_dir = chosen.resolve().parent
+
+    def structure(tree: _Located, job: str | None, secrets: tuple[str, ...]) -> Config:
+        config = _structure(tree, plugins, base_dir=base_dir, environ=env)
+        real = chosen.resolve()
+        return _anchor_paths(
+            attrs.evolve(config, source_path=real, job=job, resolved_secrets=secrets)
+        )
+
+    return build_job_set(
+        chosen, read_file=read_file, structure=structure, registry=registry, environ=env
+    )
 
 
 def read_config_text(path: Path, *, environ: Mapping[str, str]) -> tuple[str, Path]:

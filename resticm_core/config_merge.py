@@ -23,8 +23,7 @@ import attrs
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from .converter import KeyPath
-from .errors import ConfigError
+from .errors import ConfigError, KeyPath
 
 #: The tag that clears an inherited value.
 RESET_TAG = "!reset"

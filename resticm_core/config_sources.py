@@ -16,28 +16,25 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
 
 from .config import Config
-from .config_file import (
-    _allowed_owners,
-    _anchor_paths,
-    _parse,
-    _path_problems,
-    _read,
-    _structure,
-    check_config_permissions,
-    find_config_path,
-)
 from .config_interpolate import interpolate
 from .config_merge import LocatedTree, Node, Origin, from_yaml, merge, merge_all, to_plain
 from .converter import show
 from .errors import ConfigError
 from .jobs import JobSet
-from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
+from .plugin_manager import PluginRegistry
+
+#: ``read_file(path, shown)``: one file read, parsed (quotes kept) and checked like the
+#: main config (owner, mode, inline secrets, the path to it): its data and real path.
+#: :mod:`resticm_core.config_file` provides it (it owns the reading rules).
+ReadFile = Callable[[Path, str], tuple[object, Path]]
+#: ``structure(tree, job, secrets)``: one job's merged tree validated into a Config.
+Structure = Callable[[LocatedTree, "str | None", tuple[str, ...]], Config]
 
 #: File-level keys: not part of any job's config.
 INCLUDE_KEY = "include"
@@ -66,8 +63,7 @@ _MAX_INCLUDE_DEPTH = 16
 class _Loader:
     registry: PluginRegistry
     environ: Mapping[str, str]
-    check_permissions: bool
-    uid: int
+    read_file: ReadFile
     problems: list[str] = attrs.field(factory=list)
     secrets: list[str] = attrs.field(factory=list)
 
@@ -75,20 +71,14 @@ class _Loader:
 
     def file(self, path: Path, shown: str, stack: tuple[Path, ...]) -> tuple[Node | None, Path]:
         """The merged tree of one file and what it includes (None: an empty file)."""
-        read = _read(path, shown, owners=frozenset(_allowed_owners(self.uid, self.environ)))
-        data = _parse(read.text, shown, preserve_quotes=True)
-        if self.check_permissions:
-            problems = check_config_permissions(read.real, data, st=read.st, environ=self.environ)
-            problems += _path_problems(read, self.uid)
-            if problems:
-                raise ConfigError(problems)
+        data, real = self.read_file(path, shown)
         if data is None:
-            return None, read.real
+            return None, real
         node = from_yaml(data, shown, transform=self.transform)
         if not node.is_mapping:
-            return node, read.real  # reported by the caller: "expected a mapping"
-        included = self.includes(node, read.real, (*stack, read.real))
-        return merge_all([*included, node.without(INCLUDE_KEY)]), read.real
+            return node, real  # reported by the caller: "expected a mapping"
+        included = self.includes(node, real, (*stack, real))
+        return merge_all([*included, node.without(INCLUDE_KEY)]), real
 
     def includes(self, node: Node, real: Path, stack: tuple[Path, ...]) -> list[Node]:
         entry = node.get(INCLUDE_KEY)
@@ -169,25 +159,24 @@ def _in_hook_entry(path: tuple[object, ...]) -> bool:
     return any(part == "hooks" and after in _PHASE_KEYS for part, after in pairs)
 
 
-def load_job_set(
-    path: str | os.PathLike[str] | None = None,
+def build_job_set(
+    chosen: Path,
     *,
-    registry: PluginRegistry | None = None,
-    environ: Mapping[str, str] | None = None,
-    check_permissions: bool = True,
+    read_file: ReadFile,
+    structure: Structure,
+    registry: PluginRegistry,
+    environ: Mapping[str, str],
 ) -> JobSet:
-    """Find and read a configuration with its includes and ``conf.d``, one config per job.
+    """The jobs of the config at *chosen*, with its includes and ``conf.d``.
 
-    The parameters are :func:`~resticm_core.config_file.load_config`'s.
+    Called by :func:`resticm_core.config_file.load_job_set`, which finds the file and
+    supplies how a file is read and a tree structured (so this module needs nothing
+    of it, and the rules for reading a config stay in one place).
 
     :raises ConfigError: every problem, each ``file:line: key.path: message`` naming
         the file it is in.
     """
-    env = os.environ if environ is None else environ
-    chosen, _also_found = find_config_path(path, environ=env)
-    if registry is None:
-        registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
-    loader = _Loader(registry, env, check_permissions, os.geteuid())
+    loader = _Loader(registry, environ, read_file)
     shown = str(chosen)
     main, real = loader.file(chosen, shown, ())
     if main is None or not main.is_mapping:
@@ -195,16 +184,18 @@ def load_job_set(
             raise ConfigError(loader.problems)
         # The single-file messages ("the configuration is empty", "expected a mapping").
         data, origins = (None, {}) if main is None else to_plain(main)
-        _structure(LocatedTree(shown, data, origins), registry, base_dir=real.parent, environ=env)
-        raise AssertionError("unreachable: _structure refuses a non-mapping")
+        structure(LocatedTree(shown, data, origins), None, ())
+        raise AssertionError("unreachable: structuring refuses a non-mapping")
     tree = merge_all([main, *loader.conf_d(real)])
     assert tree is not None
     if loader.problems:
         raise ConfigError(loader.problems)
-    return _job_set(tree, loader, shown=shown, real=real)
+    return _job_set(tree, loader, structure, shown=shown, real=real)
 
 
-def _job_set(tree: Node, loader: _Loader, *, shown: str, real: Path) -> JobSet:
+def _job_set(
+    tree: Node, loader: _Loader, structure: Structure, *, shown: str, real: Path
+) -> JobSet:
     base = tree.without(*FILE_KEYS)
     jobs_node = tree.get(JOBS_KEY)
     secrets = tuple(dict.fromkeys(loader.secrets))
@@ -212,7 +203,7 @@ def _job_set(tree: Node, loader: _Loader, *, shown: str, real: Path) -> JobSet:
         if (stray := tree.get(RUN_JOBS_KEY)) is not None:
             loader.problem(stray.origin, "run_jobs needs jobs: (this file defines no jobs)")
             raise ConfigError(loader.problems)
-        config = _build(base, loader, shown=shown, real=real, job=None, secrets=secrets)
+        config = _build(base, structure, shown=shown, job=None, secrets=secrets)
         return JobSet(source_path=real, single=config)
     if not isinstance(jobs_node.value, dict) or not jobs_node.value:
         loader.problem(
@@ -232,9 +223,7 @@ def _job_set(tree: Node, loader: _Loader, *, shown: str, real: Path) -> JobSet:
             loader.problem(job.origin, f"expected a mapping of keys, got {show(job.value)}")
             continue
         try:
-            jobs[name] = _build(
-                merge(base, job), loader, shown=shown, real=real, job=name, secrets=secrets
-            )
+            jobs[name] = _build(merge(base, job), structure, shown=shown, job=name, secrets=secrets)
         except ConfigError as exc:
             errors += [m for m in exc.messages if m not in errors]
     run_jobs = _run_jobs(tree.get(RUN_JOBS_KEY), list(jobs_node.value), loader)
@@ -260,17 +249,7 @@ def _run_jobs(node: Node | None, names: list[object], loader: _Loader) -> tuple[
 
 
 def _build(
-    node: Node,
-    loader: _Loader,
-    *,
-    shown: str,
-    real: Path,
-    job: str | None,
-    secrets: tuple[str, ...],
+    node: Node, structure: Structure, *, shown: str, job: str | None, secrets: tuple[str, ...]
 ) -> Config:
     data, origins = to_plain(node)
-    tree = LocatedTree(shown, data, origins)
-    config = _structure(tree, loader.registry, base_dir=real.parent, environ=loader.environ)
-    return _anchor_paths(
-        attrs.evolve(config, source_path=real, job=job, resolved_secrets=secrets)
-    )
+    return structure(LocatedTree(shown, data, origins), job, secrets)

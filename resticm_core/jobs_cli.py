@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .jobs import JobSet, job_summary, overall_exit_code
@@ -55,32 +55,41 @@ def cmd_jobs(job_set: JobSet, args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``run_one(command, config, args, registry, env)``: one job's run report (the CLI's).
+RunOne = Callable[[str, Any, argparse.Namespace, Any, dict[str, str]], Any]
+
+
 def run_jobs(
     command: str,
     job_set: JobSet,
     args: argparse.Namespace,
     registry: Any,
     env: Mapping[str, str],
+    *,
+    run_one: RunOne,
+    print_summary: Callable[[Any], None],
 ) -> int:
-    """Run *command* for every selected job; the worst exit code."""
+    """Run *command* for every selected job; the worst exit code.
+
+    :param run_one: runs one job as ``resticm -j NAME`` would and returns its report.
+    :param print_summary: prints one report's text summary.
+    """
     configs = job_set.selected(None)
     _setup_logging(configs, args, warn=command != "config validate")
     if command == "config validate":
         return _validate_all(job_set, args, env)
-    from . import cli
-
     codes: list[int] = []
     documents: list[dict[str, Any]] = []
     for config in configs:
         if not args.json:
             print(f"resticm: job {config.job}", file=sys.stderr)
-        report = cli._workflow_report(command, config, args, registry, dict(env))
+        report = run_one(command, config, args, registry, dict(env))
         code = int(report.exit_code)
         codes.append(code)
         if args.json:
             documents.append({"job": config.job, **report.to_dict()})
         else:
-            cli._print_summary(report)
+            print_summary(report)
         if code >= 128:  # stopped by a signal: the operator wants the whole run to stop
             log.warning("job %s was stopped by a signal; the remaining jobs do not run", config.job)
             break

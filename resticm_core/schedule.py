@@ -672,7 +672,7 @@ def _remove(
 def _validate_config(path: str, environ: Mapping[str, str], job: str | None = None) -> None:
     """Refuse to schedule a config that would fail every night (ConfigError: exit 2)."""
     from .config_check import check_config
-    from .config_sources import load_job_set
+    from .config_file import load_job_set
     from .errors import ConfigError
 
     config = load_job_set(path, environ=environ).one(job, "schedule install")

@@ -49,8 +49,7 @@ def _job_set(args: argparse.Namespace, environ: Mapping[str, str]) -> JobSet | N
     anyway); ``show`` and ``remove``, and a config found by search, fall back to the
     one unit with a warning, as ``schedule`` worked before it read configs at all.
     """
-    from .config_file import find_config_path
-    from .config_sources import load_job_set
+    from .config_file import find_config_path, load_job_set
 
     explicit = getattr(args, "config", None)
     try:

@@ -739,7 +739,7 @@ def test_documented_jobs_variables_and_references_load(
     tmp_path: Path, registry: PluginRegistry
 ) -> None:
     """configuration.md's "Several jobs, includes and variables" examples, as written."""
-    from resticm_core.config_sources import load_job_set
+    from resticm_core.config_file import load_job_set
 
     jobs_block, variables_block, references_block = _yaml_blocks()[2:5]
     write(tmp_path / "common.yaml", "host: web1\n")

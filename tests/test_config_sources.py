@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resticm_core.config_file import load_config
-from resticm_core.config_sources import load_job_set
+from resticm_core.config_file import load_config, load_job_set
 from resticm_core.errors import ConfigError, UsageError
 from resticm_core.jobs import JobSet, overall_exit_code
 from resticm_core.plugin_manager import PluginRegistry
