@@ -715,7 +715,9 @@ def test_backup_without_optional_flags_and_odd_summary_values() -> None:
 def test_forget_arguments(kwargs: dict[str, Any], expected: tuple[str, ...]) -> None:
     runner = FakeRunner()
     Restic(runner).forget(primary("/r"), ["--keep-daily", "7"], **kwargs)
-    assert runner.calls[0].args == expected
+    # --json last: the removed and kept snapshots are the step's summary.
+    assert runner.calls[0].args == (*expected, "--json")
+    assert runner.calls[0].capture_stdout
 
 
 def test_check_prune_unlock_arguments() -> None:
