@@ -38,6 +38,9 @@ from .report_text import format_bytes
 
 #: The restic commands that get a progress line (a spinner at least).
 SHOWN_COMMANDS = frozenset({"backup", "restore", "check", "copy", "forget", "prune", "dump"})
+#: Those whose progress is text status lines, printed only with ``RESTIC_PROGRESS_FPS``
+#: (backup and restore print JSON status at restic's own rate).
+TEXT_STATUS_COMMANDS = frozenset({"check", "copy", "forget", "prune"})
 #: How often restic prints its text status lines (``RESTIC_PROGRESS_FPS``).
 PROGRESS_FPS = "2"
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -98,7 +101,8 @@ def from_status(
     return Progress(
         command=command,
         repository=repository,
-        elapsed=_float(message, "seconds_elapsed") or elapsed,
+        # Our own clock, not restic's whole seconds_elapsed: a smoother rate.
+        elapsed=elapsed,
         fraction=_float(message, "percent_done"),
         files_done=_int(message, "files_done", "files_restored"),
         files_total=_int(message, "total_files"),
@@ -192,8 +196,9 @@ class ProgressRunner:
     """A :class:`~resticm_core.restic.ResticRunner` that reports progress to a sink.
 
     Every call goes to *runner*; the commands of :data:`SHOWN_COMMANDS` also have
-    their stdout read on the way (the caller's ``on_stdout`` still gets every line)
-    and ``RESTIC_PROGRESS_FPS`` set, unless the environment sets it already.
+    their stdout read on the way (the caller's ``on_stdout`` still gets every line);
+    those of :data:`TEXT_STATUS_COMMANDS` get ``RESTIC_PROGRESS_FPS``, unless the
+    environment sets it already.
     """
 
     def __init__(
@@ -235,7 +240,7 @@ class ProgressRunner:
 
         kwargs["on_stdout"] = tee
         inherited = getattr(self.runner, "environ", {}) or {}
-        if "RESTIC_PROGRESS_FPS" not in inherited:
+        if command in TEXT_STATUS_COMMANDS and "RESTIC_PROGRESS_FPS" not in inherited:
             kwargs["extra_env"] = {"RESTIC_PROGRESS_FPS": PROGRESS_FPS,
                                    **(kwargs.get("extra_env") or {})}
         try:

@@ -25,9 +25,11 @@ PASSWORD = "correct horse battery staple"
 #: What a resticm run as root writes outside its config when nothing says otherwise:
 #: a change fails the run.
 SYSTEM_PATHS = (Path("/var/log/resticm"),)
-#: root's default lock directory: a file that appears there fails the run. Only new
-#: files count: the lock file of a real resticm run on this machine (existing before
-#: the session, rewritten by that run while the suite runs) is not the suite's.
+#: root's default lock directory: a lock file of this session's resticm runs there
+#: fails the run. Only new files count (the lock of a real resticm run, there before
+#: the session and rewritten while the suite runs, is not the suite's), and only
+#: those of configs or repositories in this session's temp dirs: another suite or a
+#: real resticm may take a lock there at the same time.
 LOCK_PATHS = (Path("/run/resticm"),)
 
 
@@ -66,14 +68,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput") or _SYSTEM_BEFORE not in config.stash:
         return
-    locks_before = config.stash[_LOCKS_BEFORE]
-    changed = sorted(_listing(LOCK_PATHS).keys() - locks_before.keys())
+    new_locks = _listing(LOCK_PATHS).keys() - config.stash[_LOCKS_BEFORE].keys()
+    if new_locks:
+        ours = _session_lock_names(config)
+        changed = sorted(p for p in new_locks if Path(p).name in ours)
+        others = len(new_locks) - len(changed)
+        if others:
+            print(f"\nnote: {others} new lock file(s) in /run/resticm of runs outside this session")
+    else:
+        changed = []
     before, after = config.stash[_SYSTEM_BEFORE], _listing(SYSTEM_PATHS)
     changed += sorted(p for p in after.keys() | before.keys() if before.get(p) != after.get(p))
     if changed:
         shown = "\n  ".join(changed[:20])
         print(f"\nthe test suite changed system paths (use tmp_path):\n  {shown}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _session_lock_names(config: pytest.Config) -> set[str]:
+    """The lock file names of every config and repository under this session's temp
+    dirs (xdist workers' dirs are below the controller's), as resticm names them."""
+    from resticm_core.locking import lock_key
+
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    names = set()
+    for path in base.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                names.add(f"{lock_key(path, '')}.lock")
+            elif path.name == "config" and (path.parent / "keys").is_dir():
+                # A config_from_dict() config has no file: its lock is named by its repository.
+                names.add(f"{lock_key(None, str(path.parent))}.lock")
+    return names
 
 
 _SYSTEM_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
