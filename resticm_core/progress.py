@@ -146,11 +146,12 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def format_progress(progress: Progress, *, tick: int = 0) -> str:
+def format_progress(progress: Progress, *, tick: int = 0, width: int | None = None) -> str:
     """One line: ``backup primary 42% 1234/5000 files 1.2 GiB/2.8 GiB 25.0 MiB/s ETA 0:31 /src/f``.
 
     Without a percent (restic prints no status for this command): a spinner and
-    the elapsed time, ``forget primary ⠙ 0:12``.
+    the elapsed time, ``forget primary ⠙ 0:12``. With *width*, a current file that
+    does not fit loses its start (``…/www/big.iso``): its end says the most.
     """
     parts = [progress.command, progress.repository]
     if progress.percent is None and progress.bytes_done is None:
@@ -174,9 +175,14 @@ def format_progress(progress: Progress, *, tick: int = 0) -> str:
         parts.append(f"ETA {format_duration(progress.seconds_remaining)}")
     else:
         parts.append(format_duration(progress.elapsed))
+    line = " ".join(parts)
     if progress.current:
-        parts.append(progress.current)
-    return " ".join(parts)
+        room = None if width is None else width - len(line) - 1
+        current = progress.current
+        if room is not None and len(current) > room:
+            current = "…" + current[len(current) - room + 1:] if room > 10 else ""
+        line = f"{line} {current}" if current else line
+    return line
 
 
 class ProgressSink(Protocol):
@@ -348,6 +354,8 @@ class TerminalProgress:
         """The text of the progress line now ("" when nothing is shown)."""
         now = self._clock()
         parts = []
+        # Several commands at once (backend chains run in parallel) share the line.
+        width = (self._width() - 1) // max(1, len(self._active)) - 3
         for shown in self._active.values():
             progress = shown.progress
             has_status = progress.fraction is not None or progress.bytes_done is not None
@@ -355,7 +363,7 @@ class TerminalProgress:
                 continue
             if not has_status:
                 progress = attrs.evolve(progress, elapsed=now - shown.started)
-            parts.append(format_progress(progress, tick=self._tick))
+            parts.append(format_progress(progress, tick=self._tick, width=width))
         return " | ".join(parts)
 
     def _width(self) -> int:
