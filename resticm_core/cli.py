@@ -735,6 +735,10 @@ def _hide_run_finished_on_console() -> None:
     import logging
 
     from .logs import LOGGER_NAME, hide_flagged_on_console
+    from .run_state import RUN_ERROR
     from .workflow import RUN_FINISHED
 
-    hide_flagged_on_console(logging.getLogger(LOGGER_NAME), RUN_FINISHED)
+    logger = logging.getLogger(LOGGER_NAME)
+    hide_flagged_on_console(logger, RUN_FINISHED)
+    # Every recorded error is in the summary: printed once, there.
+    hide_flagged_on_console(logger, RUN_ERROR)

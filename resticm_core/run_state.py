@@ -49,6 +49,9 @@ from .secrets import Redactor, redact_url
 
 log = logging.getLogger("resticm_core")
 
+#: Marks the log record of an error the run recorded (``extra``; see :meth:`RunState.error`).
+RUN_ERROR = "resticm_run_error"
+
 #: Commands :func:`resticm_core.run` accepts (``hooks`` is ``run_phase_hooks``'s own).
 COMMANDS = tuple(c.value for c in Command if c is not Command.HOOKS)
 
@@ -178,7 +181,9 @@ class RunState:
     def error(self, text: str) -> None:
         text = self.redactor.redact(text)
         self.errors.append(text)
-        log.error("%s", text)
+        # Flagged: the CLI's summary prints every recorded error, so its console skips
+        # this line (each error once); the log file and --json runs keep it.
+        log.error("%s", text, extra={RUN_ERROR: True})
 
     def warn(self, text: str) -> None:
         text = self.redactor.redact(text)
@@ -434,4 +439,4 @@ def _step_details(kind: StepKind, result: ResticResult) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["COMMANDS", "Interrupt", "RunOptions", "RunState"]
+__all__ = ["COMMANDS", "RUN_ERROR", "Interrupt", "RunOptions", "RunState"]

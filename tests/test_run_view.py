@@ -293,3 +293,19 @@ def test_check_says_what_it_read_and_the_webhook_event_names_removed_snapshots(
     checked = run(config, "check", environ=environ, lock_dir=lock_dir)
     (check,) = [s for s in checked.steps if s.name == "check"]
     assert check.check is not None and check.check.read == "metadata"
+
+
+@requires_restic
+def test_each_error_is_printed_once(
+    tmp_path: Path, repo: Path, source: Path, environ: dict[str, str]
+) -> None:
+    cfg = write_config(tmp_path, repo, source)
+    cfg.write_text(cfg.read_text().replace(PASSWORD, "not-the-password"))
+    result = resticm("-c", str(cfg), "backup", env=environ)
+    assert result.returncode == 1
+    (line,) = [x for x in result.stderr.splitlines() if "wrong password" in x]
+    assert line.lstrip().startswith("backup"), "on its step's line, in the summary"
+    assert "resticm backup FAILED (exit 1" in result.stderr
+    log = (tmp_path / "log" / "resticm.log").read_text()
+    assert "[ERROR]" in log and "wrong password" in log, "the log file keeps the error"
+    assert "not-the-password" not in result.stderr + log
