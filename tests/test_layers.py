@@ -46,6 +46,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "restic.environment",
         "restic.runner",
         "restic.facade",
+        "restic.summaries",
+        "progress",
         "hook_lifecycle",
         "builtins",
         "builtins.*",
@@ -79,6 +81,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "schedule",
         "go_migration",
         "status",
+        "report_text",
         "ansible_module",
     ),
 }
