@@ -145,7 +145,13 @@ def _setup_logging(configs: list[Any], args: argparse.Namespace, *, warn: bool) 
         for config in configs
         for url in (config.repository, *(b.repository for b in config.backends.values()))
     ]
-    setup_logging(configs[0].logging, redactor=Redactor(secrets, urls=urls), verbose=args.verbose)
+    # Through the progress display, as the CLI's own logging (a log line clears the line).
+    setup_logging(
+        configs[0].logging,
+        redactor=Redactor(secrets, urls=urls),
+        verbose=args.verbose,
+        stream=getattr(args, "progress_display", None),
+    )
     if warn:
         for config in configs:
             for warning in config_warnings(config):

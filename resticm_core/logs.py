@@ -276,6 +276,14 @@ def setup_logging(
     return logger
 
 
+def hide_flagged_on_console(logger: logging.Logger, flag: str) -> None:
+    """Keep the records logged with ``extra={flag: True}`` off the console handler
+    :func:`setup_logging` installed (the log file still gets them)."""
+    for handler in logger.handlers:
+        if handler.get_name() == f"{_HANDLER_PREFIX}console":
+            handler.addFilter(_SkipFlagged(flag))
+
+
 #: Where root's logs go by default; a user who cannot write there logs under XDG instead.
 SYSTEM_LOG_DIR = Path("/var/log")
 #: Marks that the fallback was announced: the notice is shown once, not on every command.

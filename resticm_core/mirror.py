@@ -227,7 +227,7 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
             host, prune = plan.forget_host, plan.forget_prune
             step(
                 StepKind.FORGET,
-                forget_args(policy, host=host, prune=prune),
+                [*forget_args(policy, host=host, prune=prune), "--json"],  # as Restic.forget
                 lambda: run.restic.forget(repo, policy, host=host, prune=prune),
             )
     if plan.prune:

@@ -160,6 +160,79 @@ class BackupSummary:
     total_files_processed: int = 0
     total_bytes_processed: int = 0
     total_duration: float = 0.0
+    #: What the added data takes in the repository after compression (restic >= 0.17
+    #: reports it); None when restic does not say.
+    data_added_packed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotRef:
+    """One snapshot a step named: its short ID, its time and why it was kept."""
+
+    id: str
+    #: restic's time stamp (RFC 3339), as restic printed it.
+    time: str = ""
+    host: str = ""
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    #: The retention rules that kept it (``last snapshot``, ``daily snapshot``...);
+    #: empty for a removed snapshot, which no rule kept.
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class ForgetSummary:
+    """What ``restic forget --json`` decided, over all its groups, oldest first."""
+
+    removed: tuple[SnapshotRef, ...] = ()
+    kept: tuple[SnapshotRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CopiedSnapshot:
+    """A snapshot ``restic copy`` wrote: its ID in the source and its new ID."""
+
+    source_id: str
+    #: Empty when restic named the source snapshot but not the copy (it failed).
+    id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CopySummary:
+    """What ``restic copy`` printed: each snapshot copied (those already there are not)."""
+
+    copied: tuple[CopiedSnapshot, ...] = ()
+
+    __json_extras__: ClassVar[Mapping[str, int | None]] = {"count": None}
+
+    @property
+    def count(self) -> int:
+        return len(self.copied)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CheckSummary:
+    """What a ``restic check`` read: the structure only, all data, or a subset."""
+
+    #: ``metadata`` (index, snapshots, trees), ``all data`` or ``subset N/M``.
+    read: str = "metadata"
+    read_data: bool = False
+    subset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
@@ -201,6 +274,14 @@ class StepResult:
     #: The command line that ran (or would run in a dry run), secrets redacted.
     command: str = ""
     summary: BackupSummary | None = None
+    #: The repository's URL, credentials redacted ("" when the step did not record it).
+    repository_url: str = ""
+    #: forget: the snapshots removed and kept (``restic forget --json``).
+    forget: ForgetSummary | None = None
+    #: copy: the snapshots copied.
+    copy: CopySummary | None = None
+    #: check: what was read.
+    check: CheckSummary | None = None
     #: What the step is; defaults to the first word of :attr:`name`.
     kind: StepKind = attrs.field(default=attrs.Factory(_kind_from_name, takes_self=True))
     #: What it is about within its kind: the dump's ``type:name``; empty for the others.

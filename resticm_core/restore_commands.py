@@ -164,7 +164,10 @@ def cmd_restore(
         output=HookOutputLog(logging.getLogger(LOGGER_NAME)),
         verbose=args.verbose,
         handle_signals=True,
+        progress=getattr(args, "progress_display", None),
     )
+    if getattr(args, "progress_display", None) is not None:
+        args.progress_display.close()  # the line is gone before the report is printed
     if args.json:
         print(json.dumps(report.to_dict(), indent=2), file=out)
         return report.exit_code

@@ -41,12 +41,17 @@ from .phases import (
     StepResult,
 )
 from .plugin_manager import PluginRegistry
+from .progress import ProgressRunner, ProgressSink
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
 from .snapshot_count import survey_snapshots
 
 log = logging.getLogger("resticm_core")
+
+#: Marks the log record of a run's end (``extra``): the CLI, which prints its own
+#: summary, keeps it off its console.
+RUN_FINISHED = "resticm_run_finished"
 
 #: Commands that only maintain repositories: no backup and no hooks (as the Go tool).
 MAINTENANCE_COMMANDS = (Command.FORGET, Command.PRUNE, Command.CHECK, Command.COPY)
@@ -393,6 +398,7 @@ def run(
     on_backup_status: Callable[[Mapping[str, Any]], None] | None = None,
     verbose: bool = False,
     subreaper: bool = False,
+    progress: ProgressSink | None = None,
 ) -> RunReport:
     """Run one resticm command and return what happened.
 
@@ -410,6 +416,8 @@ def run(
         hook daemonised (``setsid``) is reparented to it and stopped when the hook
         ends. It changes the whole process (orphans of *any* of its children come
         to it), so it is opt-in: the CLI sets it.
+    :param progress: receives the progress of each restic command as it runs
+        (:class:`~resticm_core.progress.TerminalProgress` draws the CLI's line).
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
         Bad arguments (an unknown command or hook phase) raise :class:`UsageError`.
@@ -444,6 +452,8 @@ def run(
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
         children=children,
     )
+    if progress is not None:
+        restic_runner = ProgressRunner(restic_runner, progress)
     restic = Restic(
         restic_runner,
         cancel=interrupt.stop,
@@ -545,7 +555,8 @@ def _locked_run(
         "resticm %s finished with exit code %d",
         opts.command,
         report.exit_code,
-        extra={"command": opts.command},
+        # The CLI prints its summary instead on the console (one summary, not two).
+        extra={"command": opts.command, RUN_FINISHED: True},
     )
     return report
 

@@ -56,6 +56,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "restic.environment",
         "restic.runner",
         "restic.facade",
+        "restic.summaries",
+        "progress",
         "hook_lifecycle",
         "builtins",
         "builtins.*",
@@ -91,6 +93,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "jobs_cli",
         "go_migration",
         "status",
+        "report_text",
         "ansible_module",
     ),
 }

@@ -107,6 +107,16 @@ def report_details(report: RunReport, config: Config) -> dict[str, str]:
             details["files_new"] = str(step.summary.files_new)
             details["files_changed"] = str(step.summary.files_changed)
             details["data_added"] = str(step.summary.data_added)
+            if step.summary.data_added_packed is not None:
+                details["data_stored"] = str(step.summary.data_added_packed)
+    # Which snapshots forget removed, per repository ("primary: 1a2b3c4d 5e6f7a8b").
+    removed = [
+        f"{s.repository}: {' '.join(r.id for r in s.forget.removed)}"
+        for s in report.steps
+        if s.forget is not None and s.forget.removed
+    ]
+    if removed:
+        details["snapshots_removed"] = "; ".join(removed)
     failed = [s for s in report.steps if s.failed]
     for step in failed:
         details[f"{step.name}@{step.repository}"] = f"failed: {step.error}"

@@ -72,6 +72,7 @@ def _summary_from(message: Mapping[str, Any]) -> BackupSummary:
         total_files_processed=number("total_files_processed"),
         total_bytes_processed=number("total_bytes_processed"),
         total_duration=number("total_duration", float),
+        data_added_packed=number("data_added_packed") if "data_added_packed" in message else None,
     )
 
 
@@ -393,9 +394,9 @@ class Restic:
         the safe outcome. Refusing belongs to the caller, which knows whether the
         user asked for it.
         """
-        return self.run(
-            forget_args(policy_args, host=host, prune=prune, dry_run=dry_run), repository
-        )
+        # --json: the removed and kept snapshots for the step's summary (restic/summaries.py).
+        args = [*forget_args(policy_args, host=host, prune=prune, dry_run=dry_run), "--json"]
+        return self.run(args, repository, capture_stdout=True)
 
     def prune(self, repository: Repository) -> ResticResult:
         return self.run(["prune"], repository)
@@ -449,7 +450,12 @@ class Restic:
         args = ["copy"]
         if host:
             args += ["--host", host]
-        return self.run([*args, *snapshot_ids], destination, extra_env=self.source_env(source))
+        return self.run(  # stdout: the copied snapshots, for the step's summary
+            [*args, *snapshot_ids],
+            destination,
+            extra_env=self.source_env(source),
+            capture_stdout=True,
+        )
 
     def cat_config(self, repository: Repository) -> ResticResult:
         """The preflight probe: ``restic --no-lock cat config``, read-only, takes no lock."""
