@@ -86,6 +86,27 @@ class HookOutputLog:
             extra[CONSOLE_ONLY] = True
         self.logger.info("[%s] %s", hook, line, extra=extra)
 
+    def hook_lines(self, hook: str, lines: list[str]) -> None:
+        """:meth:`hook_line` for the lines of one read: the lines the log file keeps
+        are logged one by one as before; the rest reach the console as one record
+        (one write, one redaction pass over whole lines) and feed the tail."""
+        with self._lock:
+            before = self._seen.get(hook, 0)
+            self._seen[hook] = before + len(lines)
+            logged = lines[: max(0, self.head - before)]
+            rest = lines[len(logged) :]
+            if rest:
+                self._tails.setdefault(hook, collections.deque(maxlen=self.tail)).extend(rest)
+        for line in logged:
+            self.logger.info("[%s] %s", hook, line, extra={"hook": hook})
+        if rest and self.logger.isEnabledFor(logging.INFO):
+            prefix = f"[{hook}] "
+            self.logger.info(
+                "%s",
+                prefix + ("\n" + prefix).join(rest),
+                extra={"hook": hook, CONSOLE_ONLY: True},
+            )
+
     def hook_finished(self, hook: str) -> None:
         """Write the omitted-lines marker and the tail of *hook* to the log file."""
         with self._lock:
@@ -256,9 +277,10 @@ def setup_logging(
     if settings is None or settings.console:
         console = logging.StreamHandler(stream or sys.stderr)
         console.setFormatter(ConsoleFormatter())
+        # The skip first: a record meant for the other destination is not redacted here.
+        console.addFilter(_SkipFlagged(FILE_ONLY))
         console.addFilter(redacting)
         console.addFilter(context)
-        console.addFilter(_SkipFlagged(FILE_ONLY))
         console.set_name(f"{_HANDLER_PREFIX}console")
         logger.addHandler(console)
 
@@ -268,9 +290,9 @@ def setup_logging(
         else:
             destination = _file_handler(logger, settings)
         if destination is not None:
+            destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
             destination.addFilter(redacting)
             destination.addFilter(context)
-            destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
             destination.set_name(f"{_HANDLER_PREFIX}destination")
             logger.addHandler(destination)
     return logger
