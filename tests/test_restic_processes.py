@@ -19,6 +19,7 @@ import pytest
 
 from .conftest import PASSWORD, requires_restic, write_script
 
+
 def test_version_output_and_exit_code() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "resticm_core", "--version"],
