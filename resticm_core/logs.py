@@ -101,10 +101,11 @@ class HookOutputLog:
             self.logger.info("[%s] %s", hook, line, extra={"hook": hook})
         if rest and self.logger.isEnabledFor(logging.INFO):
             prefix = f"[{hook}] "
+            rest[0] = prefix + rest[0]  # rest is our own slice: one short copy, not the text's
+            # The text is the message itself, with no arguments: logging then uses it as
+            # it is (a "%s" argument would copy the whole read once more).
             self.logger.info(
-                "%s",
-                prefix + ("\n" + prefix).join(rest),
-                extra={"hook": hook, CONSOLE_ONLY: True},
+                ("\n" + prefix).join(rest), extra={"hook": hook, CONSOLE_ONLY: True}
             )
 
     def hook_finished(self, hook: str) -> None:

@@ -498,20 +498,20 @@ class _LineSplitter:
     def feed(self, data: bytes) -> None:
         buffer = self._pending + data
         cut = buffer.rfind(b"\n")
-        if cut >= 0 and not self._dropping and (
-            cut < MAX_LINE_BYTES or max(map(len, buffer[:cut].split(b"\n"))) < MAX_LINE_BYTES
-        ):
-            # The common case, no over-long line: decode the read at once. Equivalent
-            # to decoding line by line: a newline is never part of a UTF-8 sequence.
-            self._pending = buffer[cut + 1 :]
-            if len(self._pending) < MAX_LINE_BYTES:
-                text = buffer[:cut].decode("utf-8", errors="replace")
-                decoded = text.split("\n")
+        if cut >= 0 and not self._dropping and len(buffer) - cut - 1 < MAX_LINE_BYTES:
+            # The common case: decode the read's complete lines at once (the same as
+            # line by line: a newline is never part of a UTF-8 sequence), and keep
+            # them if none can be over-long. A character is at most 4 bytes, and so is
+            # what one U+FFFD replaces: lines under MAX_LINE_BYTES / 4 characters are
+            # under MAX_LINE_BYTES bytes. Longer ones take the exact way below.
+            text = buffer[:cut].decode("utf-8", errors="replace")
+            decoded = text.split("\n")
+            if max(map(len, decoded)) * 4 < MAX_LINE_BYTES:
+                self._pending = buffer[cut + 1 :]
                 if "\r" in text:
                     decoded = [line.rstrip("\r") for line in decoded]
                 self._emit(decoded)
                 return
-            self._pending = buffer  # an over-long line after them: the general way
         lines = buffer.split(b"\n")
         self._pending = lines.pop()
         out: list[str] = []
