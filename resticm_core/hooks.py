@@ -58,8 +58,9 @@ class OutputSink(Protocol):
 
     A sink may also define ``hook_finished(hook: str) -> None``: the workflow calls
     it when a hook (or a directory module) ended, e.g. to write the tail of its output;
-    and ``hook_lines(hook: str, lines: list[str]) -> None``: then a hook process's
-    output comes in batches (the complete lines of one read) instead of line by line.
+    and ``hook_text(hook: str, text: str) -> None``: then a hook process's output
+    comes a read at a time (its complete lines, joined by ``"\n"``) instead of line
+    by line.
     """
 
     def hook_line(self, hook: str, line: str) -> None:
@@ -136,10 +137,10 @@ class HookContext:
         timeouts, cancellation and the stopping of what the hook left running
         (``ProcessResult.leftovers``) are the same for all of them.
         """
-        # A sink with ``hook_lines`` takes each read's lines at once: a hook printing
+        # A sink with ``hook_text`` takes each read's lines at once: a hook printing
         # millions of lines then costs one console write per read, not one per line.
-        hook_lines = getattr(self.output, "hook_lines", None)
-        batch = None if hook_lines is None else functools.partial(hook_lines, name)
+        hook_text = getattr(self.output, "hook_text", None)
+        batch = None if hook_text is None else functools.partial(hook_text, name)
         proc = run_process(
             argv,
             env=self.env,
@@ -148,8 +149,8 @@ class HookContext:
             kill_grace=self.kill_grace,
             on_stdout=lambda line: self.output.hook_line(name, line),
             on_stderr=lambda line: self.output.hook_line(name, line),
-            on_stdout_lines=batch,
-            on_stderr_lines=batch,
+            on_stdout_text=batch,
+            on_stderr_text=batch,
             cancel=self.cancel,
             known=self.children,
             sweep_leftovers=True,

@@ -86,26 +86,33 @@ class HookOutputLog:
             extra[CONSOLE_ONLY] = True
         self.logger.info("[%s] %s", hook, line, extra=extra)
 
-    def hook_lines(self, hook: str, lines: list[str]) -> None:
-        """:meth:`hook_line` for the lines of one read: the lines the log file keeps
-        are logged one by one as before; the rest reach the console as one record
-        (one write, one redaction pass over whole lines) and feed the tail."""
+    def hook_text(self, hook: str, text: str) -> None:
+        """:meth:`hook_line` for the lines of one read (joined by ``"\n"``): the lines
+        the log file keeps are logged one by one as before; the rest reach the
+        console as one record (one write, one redaction pass over whole lines) and
+        feed the tail. Only the kept lines are cut out of *text*."""
+        count = text.count("\n") + 1
         with self._lock:
             before = self._seen.get(hook, 0)
-            self._seen[hook] = before + len(lines)
-            logged = lines[: max(0, self.head - before)]
-            rest = lines[len(logged) :]
-            if rest:
-                self._tails.setdefault(hook, collections.deque(maxlen=self.tail)).extend(rest)
+            self._seen[hook] = before + count
+            room = max(0, self.head - before)
+            rest: str | None = text
+            logged: list[str] = []
+            if room:
+                parts = text.split("\n", room)
+                logged, rest = parts[:room], (parts[room] if len(parts) > room else None)
+            if rest is not None:
+                tail = self._tails.setdefault(hook, collections.deque(maxlen=self.tail))
+                tail.extend(rest.rsplit("\n", self.tail)[-self.tail :])
         for line in logged:
             self.logger.info("[%s] %s", hook, line, extra={"hook": hook})
-        if rest and self.logger.isEnabledFor(logging.INFO):
+        if rest is not None and self.logger.isEnabledFor(logging.INFO):
             prefix = f"[{hook}] "
-            rest[0] = prefix + rest[0]  # rest is our own slice: one short copy, not the text's
-            # The text is the message itself, with no arguments: logging then uses it as
-            # it is (a "%s" argument would copy the whole read once more).
+            # The text is the message itself, with no arguments: logging then uses it
+            # as it is (a "%s" argument would copy the whole read once more).
             self.logger.info(
-                ("\n" + prefix).join(rest), extra={"hook": hook, CONSOLE_ONLY: True}
+                prefix + rest.replace("\n", "\n" + prefix),
+                extra={"hook": hook, CONSOLE_ONLY: True},
             )
 
     def hook_finished(self, hook: str) -> None:

@@ -55,9 +55,13 @@ READ_SIZE = 1024 * 1024
 PIPE_SIZE = 1024 * 1024
 
 LineCallback = Callable[[str], None]
-#: Receives the complete lines of one read at once (a chatty child costs one call
-#: per read, not one per line).
-LinesCallback = Callable[[list[str]], None]
+#: Receives the complete lines of one read at once, joined by ``"\n"`` (no newline
+#: at the end; each line as a :data:`LineCallback` would get it): a chatty child
+#: costs one call per read, not one per line, and the text need not be cut up.
+TextCallback = Callable[[str], None]
+#: Lines of a read shorter than this many characters cannot be over-long in bytes (a
+#: character, or what one U+FFFD replaces, is at most 4 bytes).
+_SAFE_CHARS = MAX_LINE_BYTES // 4
 
 log = logging.getLogger("resticm_core")
 
@@ -80,15 +84,23 @@ class OutputTail:
             else:
                 self.tail.append(line)
 
-    def extend(self, lines: list[str]) -> None:
-        """:meth:`add` for each of *lines*, under one lock."""
+    def extend_text(self, text: str) -> None:
+        """:meth:`add` for each line of *text* (lines joined by ``"\n"``), under one
+        lock, cutting out only the lines it keeps."""
+        count = text.count("\n") + 1
+        keep = self.tail.maxlen or 0
         with self._lock:
-            self.total += len(lines)
-            room = self._head_size - len(self.head)
-            if room > 0:
+            room = max(0, self._head_size - len(self.head))
+            self.total += count
+            if count <= room + keep:
+                lines = text.split("\n")
                 self.head.extend(lines[:room])
-                lines = lines[room:]
-            self.tail.extend(lines)
+                self.tail.extend(lines[room:])
+                return
+            if room:
+                self.head.extend(text.split("\n", room)[:room])
+            if keep:
+                self.tail.extend(text.rsplit("\n", keep)[-keep:])
 
     @property
     def omitted(self) -> int:
@@ -170,7 +182,7 @@ def _reader(
     pipe: IO[bytes],
     sink: OutputTail,
     callback: LineCallback | None,
-    batch: LinesCallback | None = None,
+    batch: TextCallback | None = None,
 ) -> None:
     truncated = False
     while True:
@@ -188,7 +200,7 @@ def _reader(
             line += " [line truncated]"
         sink.add(line)
         if batch is not None:
-            batch([line])
+            batch(line)
         elif callback is not None:
             callback(line)
     pipe.close()
@@ -230,8 +242,8 @@ def run_process(
     on_stderr: LineCallback | None = None,
     cancel: threading.Event | None = None,
     tail_lines: int = 50,
-    on_stdout_lines: LinesCallback | None = None,
-    on_stderr_lines: LinesCallback | None = None,
+    on_stdout_text: TextCallback | None = None,
+    on_stderr_text: TextCallback | None = None,
     head_lines: int = 20,
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
     known: KnownChildren | None = None,
@@ -247,10 +259,11 @@ def run_process(
     :param on_stdout: called with each stdout line (without newline), in this thread
         (or, where the OS has no pidfd, in a reader thread).
     :param on_stderr: the same for stderr.
-    :param on_stdout_lines: instead of *on_stdout*: called with the complete lines of
-        each read at once (a line cut by a read boundary waits for its end, so
-        a consumer that redacts or matches whole lines sees whole lines).
-    :param on_stderr_lines: the same for stderr.
+    :param on_stdout_text: instead of *on_stdout*: called with the complete lines of
+        each read at once, joined by ``"\n"`` (a line cut by a read boundary waits
+        for its end, so a consumer that redacts or matches whole lines sees whole
+        lines).
+    :param on_stderr_text: the same for stderr.
     :param cancel: when set, the child is stopped as on a timeout.
     :param known: the run's registry of live children: this child is registered in
         it, and in a subreaper the orphans reparented to us that are not in it count
@@ -302,8 +315,8 @@ def run_process(
         known=known if sweep_leftovers else None,
         pipes=pipe_inodes(proc.stdout.fileno(), proc.stderr.fileno()),
     )
-    out: Stream = (out_tail, on_stdout, on_stdout_lines)
-    err: Stream = (err_tail, on_stderr, on_stderr_lines)
+    out: Stream = (out_tail, on_stdout, on_stdout_text)
+    err: Stream = (err_tail, on_stderr, on_stderr_text)
     try:
         pidfd = _open_pidfd(proc.pid)
         if pidfd is None:
@@ -359,7 +372,7 @@ def _wrapper_exec_failure(argv: Sequence[str], returncode: int | None, err: Outp
     return f"cannot execute {argv[0]}: {reason}"
 
 
-Stream = tuple[OutputTail, "LineCallback | None", "LinesCallback | None"]
+Stream = tuple[OutputTail, "LineCallback | None", "TextCallback | None"]
 
 
 class _Watch:
@@ -486,7 +499,7 @@ class _LineSplitter:
         self,
         sink: OutputTail,
         callback: LineCallback | None,
-        batch: LinesCallback | None = None,
+        batch: TextCallback | None = None,
     ) -> None:
         self._sink = sink
         self._callback = callback
@@ -499,18 +512,13 @@ class _LineSplitter:
         buffer = self._pending + data
         cut = buffer.rfind(b"\n")
         if cut >= 0 and not self._dropping and len(buffer) - cut - 1 < MAX_LINE_BYTES:
-            # The common case: decode the read's complete lines at once (the same as
-            # line by line: a newline is never part of a UTF-8 sequence), and keep
-            # them if none can be over-long. A character is at most 4 bytes, and so is
-            # what one U+FFFD replaces: lines under MAX_LINE_BYTES / 4 characters are
-            # under MAX_LINE_BYTES bytes. Longer ones take the exact way below.
+            # The common case: the read's complete lines decoded at once (the same as
+            # line by line: a newline is never part of a UTF-8 sequence) and passed
+            # on as one text, unless one of them may be over-long.
             text = buffer[:cut].decode("utf-8", errors="replace")
-            decoded = text.split("\n")
-            if max(map(len, decoded)) * 4 < MAX_LINE_BYTES:
+            if not _may_hold_long_line(text):
                 self._pending = buffer[cut + 1 :]
-                if "\r" in text:
-                    decoded = [line.rstrip("\r") for line in decoded]
-                self._emit(decoded)
+                self._emit_text(_strip_cr(text) if "\r" in text else text)
                 return
         lines = buffer.split(b"\n")
         self._pending = lines.pop()
@@ -527,28 +535,48 @@ class _LineSplitter:
                 out.append(_decode(self._pending[:MAX_LINE_BYTES], truncated=True))
                 self._dropping = True
             self._pending = b""
-        self._emit(out)
+        if out:
+            self._emit_text("\n".join(out))
 
     def close(self) -> None:
         if self._pending and not self._dropping:
-            self._emit([_decode(self._pending)])
+            self._emit_text(_decode(self._pending))
         self._pending = b""
 
-    def _emit(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        self._sink.extend(lines)
+    def _emit_text(self, text: str) -> None:
+        """*text*: one or more complete lines joined by newlines."""
+        self._sink.extend_text(text)
         try:
             if self._batch is not None:
-                self._batch(lines)
+                self._batch(text)
             elif self._callback is not None:
-                for line in lines:
+                for line in text.split("\n"):
                     self._callback(line)
         except Exception:
             # A broken callback (a closed console) must not stop the draining,
             # or the child would block on a full pipe.
             self._callback = self._batch = None
             log.warning("an output callback failed; its next lines are not shown", exc_info=True)
+
+
+def _may_hold_long_line(text: str) -> bool:
+    """Could a line of *text* be MAX_LINE_BYTES bytes or more? Cheap and conservative.
+
+    Such a line has at least ``_SAFE_CHARS`` characters, so it holds a whole aligned
+    block of ``_SAFE_CHARS // 2``: with a newline found in every aligned block (a
+    memchr each, stopping at the first), there is none. True also for some shorter
+    lines: the exact byte-wise way then decides.
+    """
+    block = _SAFE_CHARS // 2
+    return any(text.find("\n", i, i + block) < 0 for i in range(0, len(text) - block + 1, block))
+
+
+def _strip_cr(text: str) -> str:
+    """The carriage returns that end each line of *text* removed (``rstrip("\r")``
+    line by line; those inside a line stay)."""
+    while "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return text.rstrip("\r")
 
 
 def _decode(raw: bytes, *, truncated: bool = False) -> str:

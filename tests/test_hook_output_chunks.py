@@ -1,5 +1,5 @@
-"""Hook output taken a read at once (process.py ``on_stdout_lines``, logs.HookOutputLog
-``hook_lines``): the console still gets every line, the log file its head and tail, and
+"""Hook output taken a read at once (process.py ``on_stdout_text``, logs.HookOutputLog
+``hook_text``): the console still gets every line, the log file its head and tail, and
 a secret is redacted even when a read boundary cuts it."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_batches_keep_every_console_line_and_the_log_head_and_tail(
     sink = _sink()
     lines = [str(n) for n in range(1, 1001)]
     for start in range(0, 1000, 7):  # batches that straddle the 20-line head
-        sink.hook_lines("h", lines[start : start + 7])
+        sink.hook_text("h", "\n".join(lines[start : start + 7]))
     sink.hook_finished("h")
     assert console.getvalue().splitlines() == [f"[h] {n}" for n in lines]
     kept = [line.split("] ", 2)[-1] for line in log_file.read_text().splitlines()]
@@ -88,12 +88,12 @@ def test_batched_lines_are_the_lines_read_one_by_one(tmp_path: Path) -> None:
         f"head -c {MAX_LINE_BYTES + 10} /dev/zero | tr '\\0' x\n"
         "printf '\\nafter\\nno-newline'\n",
     )
-    batches: list[list[str]] = []
+    batches: list[str] = []
     singles: list[str] = []
     batched = run_process([str(script)], env={"PATH": "/usr/bin:/bin"},
-                          on_stdout_lines=batches.append)
+                          on_stdout_text=batches.append)
     single = run_process([str(script)], env={"PATH": "/usr/bin:/bin"}, on_stdout=singles.append)
-    flat = [line for batch in batches for line in batch]
+    flat = [line for batch in batches for line in batch.split("\n")]
     assert flat == singles
     assert flat[:2] == ["a", "b\ufffdc"]
     assert flat[2] == "x" * MAX_LINE_BYTES + " [line truncated]"
