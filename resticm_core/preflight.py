@@ -174,8 +174,13 @@ class PasswordRecord:
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / RECORD_DIR
 
+    @staticmethod
+    def _digest(url: str) -> str:
+        # The URL itself is never written: a rest: URL may hold a password.
+        return hashlib.sha256(url.encode()).hexdigest()
+
     def _path(self, url: str) -> Path:
-        return self.directory / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
+        return self.directory / (self._digest(url)[:32] + ".json")
 
     def load(self, url: str) -> dict[str, Any] | None:
         path = self._path(url)
@@ -189,12 +194,17 @@ class PasswordRecord:
             return None
         if not isinstance(data, dict) or data.get("version") != _RECORD_VERSION:
             return None
-        return data if data.get("url") == url else None
+        return data if data.get("url_sha256") == self._digest(url) else None
 
     def save(self, url: str, entry: Mapping[str, Any]) -> None:
         """Write atomically (0600 in a 0700 directory); a failure only costs the next
         run a restic probe, so it is logged, not raised."""
-        data = {"version": _RECORD_VERSION, "url": url, "time": time.time(), **entry}
+        data = {
+            "version": _RECORD_VERSION,
+            "url_sha256": self._digest(url),
+            "time": time.time(),
+            **entry,
+        }
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".record-")

@@ -223,6 +223,10 @@ def test_a_foreign_or_group_writable_record_is_ignored(tmp_path: Path) -> None:
     assert records.load("/r") is None
     os.chmod(path, 0o600)
     assert records.load("/other") is None, "a record answers for its own URL only"
+    url = "rest:http://user:s3cret-pass@127.0.0.1:8000/repo"
+    records.save(url, {"keys": []})
+    assert records.load(url) is not None
+    assert all("s3cret-pass" not in p.read_text() for p in (tmp_path / "preflight").iterdir())
 
 
 def test_locations_and_password_sources(tmp_path: Path) -> None:
