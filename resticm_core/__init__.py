@@ -12,12 +12,16 @@ stay fast; the public API is exactly :data:`__all__`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Not ``from typing import TYPE_CHECKING``: ``import resticm_core`` (and so every
+# ``resticm`` start, ``--version`` included) then does not import typing. Type
+# checkers treat a module-level ``TYPE_CHECKING = False`` as the typing constant.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .browse import diff, find, ls
     from .config import Backend, Config, Repository, Retention
     from .config_file import config_from_dict, load_config
@@ -154,6 +158,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'resticm_core' has no attribute {name!r}")
+    # importlib is imported here, not at the top: it imports warnings, and a bare
+    # ``import resticm_core`` (``resticm --version``) needs neither.
+    import importlib
+
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # cache: the next access is a plain lookup
     return value

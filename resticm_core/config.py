@@ -273,7 +273,7 @@ class Config(Credentials):
     backends: Mapping[str, Backend] = attrs.field(factory=dict)
     copy_to_backends: tuple[str, ...] = ()
     #: addition: how many copy backends are served at once.
-    copy_concurrency: int = 2
+    copy_concurrency: int = 3  # chosen by measurement: docs/performance.md (copies)
     hooks: PhaseHooks = attrs.field(factory=PhaseHooks)
     #: addition: database dumps streamed into restic, one snapshot per database;
     #: each entry's ``type`` comes from a dump plugin (docs/dumps.md).

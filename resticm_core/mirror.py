@@ -328,8 +328,14 @@ def _check_step(
 
 
 def _repository_id(run: RunState, repo: Repository) -> str | None:
+    known = run.repository_ids.get(repo.name)
+    if known is not None:  # the preflight (or a first call) already asked: not twice
+        return known
     result = run.restic.cat_config(repo)
-    return repository_id(result.stdout) if result.ok else None
+    found = repository_id(result.stdout) if result.ok else None
+    if found is not None:
+        run.repository_ids[repo.name] = found
+    return found
 
 
 def _lock_step(run: RunState, repo: Repository) -> StepResult:

@@ -163,6 +163,9 @@ class RunState:
     backup_status: BackupStatus = BackupStatus.NOT_RUN
     backup_started: bool = False
     summary: BackupSummary | None = None
+    #: Repository ids learnt this run (repository name -> id): the preflight's answer
+    #: is reused by ``check --auto``, so no repository is probed twice.
+    repository_ids: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def command(self) -> Command:

@@ -97,7 +97,9 @@ def redact_url(url: str) -> str:
 
 
 def _redact_url_credentials(text: str) -> str:
-    if "://" not in text:
+    # ":" first: a one-character search is a memchr, many times faster over a long
+    # text (a read of hook output) than the three-character one.
+    if ":" not in text or "://" not in text:
         return text
     return _URL_CREDENTIALS.sub(lambda m: f"{m['prefix']}{m['user']}:{MASK}@", text)
 

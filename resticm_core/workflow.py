@@ -41,11 +41,13 @@ from .phases import (
     StepResult,
 )
 from .plugin_manager import PluginRegistry
+from .preflight import Probe, forget_record, probe
 from .progress import ProgressRunner, ProgressSink
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
 from .snapshot_count import survey_snapshots
+from .state import default_state_dir
 
 log = logging.getLogger("resticm_core")
 
@@ -102,13 +104,22 @@ def _preflight(run: RunState) -> bool:
         return True
     # The repository the backup will write to: the active backend when one is in use.
     repo = _backup_repository(run)
-    step = run.restic_step(
-        StepKind.PREFLIGHT,
-        repo,
-        ["--no-lock", "cat", "config"],
-        lambda: run.restic.cat_config(repo),
-    )
+    answers: list[Probe] = []
+
+    def action() -> ResticResult:
+        # Cheap where a file or a TCP connect tells the truth, restic otherwise
+        # (resticm_core.preflight says which, and why).
+        answers.append(probe(run.restic, repo, state_dir=_state_dir(run), environ=run.environ))
+        return answers[0].result
+
+    step = run.restic_step(StepKind.PREFLIGHT, repo, ["--no-lock", "cat", "config"], action)
+    if answers and answers[0].repository_id:
+        run.repository_ids[repo.name] = answers[0].repository_id
     return not step.failed
+
+
+def _state_dir(run: RunState) -> Path:
+    return run.options.state_dir or default_state_dir(run.environ)
 
 
 def _missing_sources(config: Config) -> list[str]:
@@ -316,6 +327,10 @@ def _backup_sequence(run: RunState) -> bool:
         run.backup_status = BackupStatus.FAILURE
         return not aborting_command
     _backup_step(run)
+    if run.backup_status is BackupStatus.FAILURE and not run.options.dry_run:
+        # The key may have gone on the server (a remote record cannot see key files):
+        # the next run's preflight asks restic again.
+        forget_record(_state_dir(run), _backup_repository(run))
     if run.backup_started:
         post = run.run_phase(Phase.POST_BACKUP)
         if post.failed:

@@ -56,6 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
         lock_dir = tempfile.mkdtemp(prefix="resticm-test-locks-")
         os.environ["RESTICM_LOCK_DIR"] = lock_dir
         config.add_cleanup(lambda: shutil.rmtree(lock_dir, ignore_errors=True))
+    if not os.environ.get("RESTICM_STATE_DIR"):
+        # Preflight records and deep-check state of CLI runs: never the user's own.
+        state_dir = tempfile.mkdtemp(prefix="resticm-test-state-")
+        os.environ["RESTICM_STATE_DIR"] = state_dir
+        config.add_cleanup(lambda: shutil.rmtree(state_dir, ignore_errors=True))
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         config.stash[_SYSTEM_BEFORE] = _listing(SYSTEM_PATHS)
         config.stash[_LOCKS_BEFORE] = _listing(LOCK_PATHS)

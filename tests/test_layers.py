@@ -57,6 +57,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "restic.runner",
         "restic.facade",
         "restic.summaries",
+        "preflight",
         "progress",
         "hook_lifecycle",
         "builtins",
@@ -82,6 +83,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "front ends": (
         "",  # the package itself: resticm_core's public API
         "__main__",
+        "console",
         "cli",
         "cli_types",
         "commands",
