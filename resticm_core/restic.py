@@ -46,6 +46,7 @@ from .config import Repository
 from .errors import ResticmError, ResticNotFoundError
 from .phases import BackupSummary
 from .process import ProcessResult, run_process
+from .restic_options import command_args
 from .secrets import Redactor, is_secret_name, redact_url
 
 log = logging.getLogger(__name__)
@@ -895,7 +896,7 @@ class SubprocessResticRunner:
         dead processes, and locks older than 30 minutes.
         """
         process = run_process(
-            [binary, "unlock"],
+            [binary, *command_args(["unlock"], repository)],
             env=env,
             timeout=HOUSEKEEPING_TIMEOUT,
             kill_grace=self.kill_grace,
@@ -1172,6 +1173,7 @@ class Restic:
         native = retry is not None and self._has_retry_lock()
         if native:
             args = [command, "--retry-lock", f"{retry:.0f}s", *args[1:]]
+        args = command_args(args, repository)  # issue 18: options, limits, extra_args
         deadline = time.monotonic() + (retry or 0)
         delay = self.retry_delay
         transient_retries = 0
@@ -1238,7 +1240,10 @@ class Restic:
             "" if streamed else " and running the command once more",
         )
         unlock = self.runner.execute(
-            ["unlock"], repository, timeout=self.timeouts.get("unlock"), cancel=self.cancel
+            command_args(["unlock"], repository),
+            repository,
+            timeout=self.timeouts.get("unlock"),
+            cancel=self.cancel,
         )
         if not unlock.ok:
             log.warning(
@@ -1284,7 +1289,7 @@ class Restic:
 
     def describe(self, args: Sequence[str], repository: Repository) -> str:
         """The printable command line ``restic -r <redacted url> <args>``."""
-        return printable_command(args, repository)
+        return printable_command(command_args(args, repository), repository)
 
     def version(self) -> tuple[int, int, int]:
         return self.runner.version()

@@ -42,6 +42,7 @@ from .phases import (
 )
 from .plugin_manager import PluginRegistry
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
+from .restic_options import verify_extra_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
 from .snapshot_count import survey_snapshots
@@ -451,6 +452,10 @@ def run(
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
         children=children,
     )
+    if runner is None or isinstance(runner, SubprocessResticRunner):
+        # Before the lock and any hook (issue 18): a flag this restic does not know
+        # would fail the step after pre_backup stopped the services.
+        verify_extra_args(config, environ=environ)
     restic = Restic(
         restic_runner,
         cancel=interrupt.stop,
