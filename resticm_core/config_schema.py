@@ -93,7 +93,9 @@ class _Builder:
                     entry = {**entry, "default": default}
             properties[key] = entry
         schema: dict[str, Any] = {
-            "type": "object",
+            # ``retention:`` with nothing below (null) keeps the defaults, as in the Go
+            # tool (the keywords below apply to objects only, so null passes them).
+            "type": ["object", "null"],
             "properties": properties,
             "additionalProperties": False,
         }
@@ -136,8 +138,7 @@ class _Builder:
         if annotation is DumpSource:
             return self.typed_entry("dump", self.registry.dump_types, aliases=False)
         if isinstance(annotation, type) and attrs.has(annotation):
-            # ``retention:`` with nothing below (null) keeps the defaults, as in the Go tool.
-            return {"anyOf": [self.ref(annotation), _NULL]}
+            return self.ref(annotation)
         if (origin is tuple and len(args) == 2 and args[1] is Ellipsis) or origin in (
             list,
             Sequence,
@@ -161,9 +162,12 @@ class _Builder:
             name = f"hook.{kind}"
             if name not in self.defs:
                 self.defs[name] = {}
-                self.defs[name] = self.object_schema(
-                    cls, extra={"kind": {"const": kind, "description": f"hook kind {kind}"}}
-                )
+                self.defs[name] = {
+                    **self.object_schema(
+                        cls, extra={"kind": {"const": kind, "description": f"hook kind {kind}"}}
+                    ),
+                    "type": "object",  # an entry, not a section: null is no hook
+                }
             kinds.append({"$ref": f"#/$defs/{name}"})
         return {"anyOf": [{"type": "string", "minLength": 1}, *kinds]}
 
@@ -181,6 +185,7 @@ class _Builder:
                     cls, extra={"type": {"enum": names, "description": f"{noun} type {kind}"}}
                 )
                 schema["required"] = ["type", *schema.get("required", [])]
+                schema["type"] = "object"
                 self.defs[name] = schema
             entries.append({"$ref": f"#/$defs/{name}"})
         return {"anyOf": entries} if entries else {"not": {}}
@@ -189,7 +194,7 @@ class _Builder:
 def config_schema(registry: PluginRegistry) -> dict[str, Any]:
     """The JSON Schema of a configuration file, with *registry*'s plugin kinds."""
     builder = _Builder(registry)
-    root = builder.object_schema(Config)
+    root = {**builder.object_schema(Config), "type": "object"}
     return {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,
