@@ -867,6 +867,9 @@ def dispatch(
         return restore_dispatch(command, config, args, registry, environ)
     restic = make_restic(config, environ, registry, args.verbose)
     if command == "init":
+        from .restic_options import verify_extra_args
+
+        verify_extra_args(config, environ=environ)  # extra_args.init (issue 18)
         return cmd_init(config, args, restic)
     if command == "snapshots":
         return cmd_snapshots(config, args, restic, selected)
