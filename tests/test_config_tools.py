@@ -207,3 +207,30 @@ def test_config_init_writes_a_private_starter_that_loads_and_is_never_overwritte
     assert forced.returncode == 0, forced.stderr
     assert target.read_text() == text
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def test_the_documented_policy_options_and_editor_examples_load_and_validate(
+    tmp_path: Path, validator: jsonschema.Draft202012Validator
+) -> None:
+    text = DOCS.read_text()
+    blocks = [part.split("```", 1)[0] for part in text.split("```yaml\n")[1:]]
+    ours = [b for b in blocks if "forget: false" in b or "extra_args:" in b or "$schema=" in b]
+    assert len(ours) == 3
+    for i, block in enumerate(ours):
+        path = tmp_path / f"example{i}.yaml"
+        path.write_text(block)
+        path.chmod(0o600)
+        config = load_config(path, environ={})
+        assert errors(validator, YAML(typ="safe").load(block)) == []
+        if "forget: false" in block:
+            assert config.backends["locked"].forget is False
+            assert config.backends["usb"].retention is not None
+        if "extra_args:" in block:
+            assert config.repository_named("usb").compression == "auto"
+            assert config.repository_named("usb").extra_args.prune == ("--max-unused", "0")
+            assert config.repository_named("usb").extra_args.backup == (
+                "--one-file-system", "--exclude-caches", "--exclude-larger-than", "1G"
+            )
