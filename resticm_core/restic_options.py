@@ -353,7 +353,11 @@ def settings_problems(config: Config) -> list[tuple[KeyPath, str]]:
 
 
 def verify_extra_args(
-    config: Config, *, environ: Mapping[str, str], commands: Iterable[str] | None = None
+    config: Config,
+    *,
+    environ: Mapping[str, str],
+    commands: Iterable[str] | None = None,
+    binary: str = "restic",
 ) -> None:
     """Raise :class:`ConfigError` (exit 2) when an ``extra_args`` flag is refused.
 
@@ -365,7 +369,8 @@ def verify_extra_args(
         for c in EXTRA_ARGS_COMMANDS
     ):
         return
-    problems = extra_args_problems(config, binary=find_restic(environ), commands=commands)
+    found = find_restic(environ, binary)
+    problems = extra_args_problems(config, binary=found, commands=commands)
     if problems:
         source = str(config.source_path or "<config>")
         raise ConfigError(f"{source}: {problem}" for problem in problems)

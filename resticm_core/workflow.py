@@ -420,7 +420,9 @@ def run(
         to it), so it is opt-in: the CLI sets it.
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
-        Bad arguments (an unknown command or hook phase) raise :class:`UsageError`.
+        Bad arguments (an unknown command or hook phase) raise :class:`UsageError`;
+        an ``extra_args`` flag the restic present refuses raises :class:`ConfigError`
+        before the lock is taken (no hook runs).
 
     Runs in one process do not share anything: several may run at once in
     threads, each capturing only its own log records for its notifications.
@@ -452,10 +454,10 @@ def run(
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
         children=children,
     )
-    if runner is None or isinstance(runner, SubprocessResticRunner):
+    if isinstance(restic_runner, SubprocessResticRunner):
         # Before the lock and any hook (issue 18): a flag this restic does not know
         # would fail the step after pre_backup stopped the services.
-        verify_extra_args(config, environ=environ)
+        verify_extra_args(config, environ=environ, binary=restic_runner.binary)
     restic = Restic(
         restic_runner,
         cancel=interrupt.stop,
