@@ -319,3 +319,20 @@ def test_bad_settings_are_located_config_errors(extra: dict[str, Any], expected:
     with pytest.raises(ConfigError) as raised:
         config_from_dict({"repository": "/r", "password": PASSWORD, **extra}, environ={})
     assert any(expected in m for m in raised.value.messages), raised.value.messages
+
+
+@requires_restic
+@pytest.mark.restic
+def test_extra_args_reach_restic_restore(
+    tmp_path: Path, source: Path, environ: dict[str, str], repo: Path
+) -> None:
+    cfg = write_config(tmp_path, source, extra_args={"restore": ["--exclude", "b.txt"]})
+    done = resticm(cfg, "backup", env=environ)
+    assert done.returncode == 0, done.stderr
+    target = tmp_path / "restored"
+    restored = resticm(cfg, "-v", "restore", "--target", str(target), env=environ)
+    assert restored.returncode == 0, restored.stderr
+    (line,) = command_lines(restored.stderr, "restore")
+    assert "restore --exclude b.txt" in line
+    assert (target / str(source).lstrip("/") / "a.txt").read_text() == "alpha\n"
+    assert not (target / str(source).lstrip("/") / "sub" / "b.txt").exists()
