@@ -12,28 +12,37 @@ stay fast; the public API is exactly :data:`__all__`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Not ``from typing import TYPE_CHECKING``: ``import resticm_core`` (and so every
+# ``resticm`` start, ``--version`` included) then does not import typing. Type
+# checkers treat a module-level ``TYPE_CHECKING = False`` as the typing constant.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .browse import diff, find, ls
     from .config import Backend, Config, Repository, Retention
     from .config_file import config_from_dict, load_config
     from .errors import ConfigError, LockHeldError, PluginError, ResticmError, SkipBackup
     from .hooks import Hook, HookContext
     from .hookspecs import hookimpl, hookspec
-    from .notifiers import Event, EventStatus, Notifier, NotifyContext, NotifyError
+    from .notify.api import Event, EventStatus, Notifier, NotifyContext, NotifyError
     from .phases import (
         BackupStatus,
         BackupSummary,
+        CheckSummary,
         Command,
+        CopiedSnapshot,
+        CopySummary,
+        ForgetSummary,
         HookResult,
         Outcome,
         Phase,
         PhaseResult,
         RunReport,
+        SnapshotRef,
         StepKind,
         StepResult,
     )
@@ -59,13 +68,18 @@ _EXPORTS = {
     "HookContext": "hooks",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
-    "Event": "notifiers",
-    "EventStatus": "notifiers",
-    "Notifier": "notifiers",
-    "NotifyContext": "notifiers",
-    "NotifyError": "notifiers",
+    "Event": "notify.api",
+    "EventStatus": "notify.api",
+    "Notifier": "notify.api",
+    "NotifyContext": "notify.api",
+    "NotifyError": "notify.api",
     "BackupStatus": "phases",
     "BackupSummary": "phases",
+    "CheckSummary": "phases",
+    "CopiedSnapshot": "phases",
+    "CopySummary": "phases",
+    "ForgetSummary": "phases",
+    "SnapshotRef": "phases",
     "Command": "phases",
     "HookResult": "phases",
     "Outcome": "phases",
@@ -92,11 +106,15 @@ __all__ = [
     "Backend",
     "BackupStatus",
     "BackupSummary",
+    "CheckSummary",
     "Command",
     "Config",
     "ConfigError",
+    "CopiedSnapshot",
+    "CopySummary",
     "Event",
     "EventStatus",
+    "ForgetSummary",
     "Hook",
     "HookContext",
     "HookResult",
@@ -117,6 +135,7 @@ __all__ = [
     "RunReport",
     "RunState",
     "SkipBackup",
+    "SnapshotRef",
     "StepKind",
     "StepResult",
     "__version__",
@@ -139,6 +158,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'resticm_core' has no attribute {name!r}")
+    # importlib is imported here, not at the top: it imports warnings, and a bare
+    # ``import resticm_core`` (``resticm --version``) needs neither.
+    import importlib
+
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # cache: the next access is a plain lookup
     return value

@@ -1,5 +1,5 @@
 """``python -m resticm_core`` is the ``resticm`` command."""
 
-from .cli import main
+from .console import main
 
 raise SystemExit(main())

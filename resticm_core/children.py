@@ -36,7 +36,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import attrs
 
@@ -237,10 +236,18 @@ class ProcInfo:
 
 
 def _read_stat(pid: int) -> ProcInfo | None:
+    # os.open/os.read, not Path.read_bytes: a leftover sweep reads every process's
+    # stat after every hook, and pathlib's object per path was a third of its cost.
     try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "replace")
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        raw = os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # comm is in parentheses and may itself contain spaces or parentheses.
     head, _, rest = raw.rpartition(")")
     fields = rest.split()

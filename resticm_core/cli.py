@@ -64,6 +64,20 @@ def _global_options(suppress: bool) -> _Parser:
         help="print the run report as JSON on stdout (logs stay on stderr)",
     )
     group.add_argument(
+        "--progress",
+        action="store_true",
+        default=default(False),
+        help="show the progress line even when stdout/stderr is not a terminal "
+        "(e.g. under script); it goes to stderr, never to the log",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="no progress line, and only the verdict and the errors at the end",
+    )
+    group.add_argument(
         "--lock-wait",
         type=non_negative_seconds,
         default=default(0.0),
@@ -303,6 +317,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     # keeps them for restic (an inherited RESTIC_PASSWORD is the fallback).
     env = scrub_environment() if environ is None else dict(environ)
 
+    display = _progress_display(args)
+    args.progress_display = display
     try:
         return _dispatch(args, env, scrub=environ is None)
     except ResticmError as exc:
@@ -321,6 +337,27 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off
+    finally:
+        if display is not None:
+            display.close()
+
+
+def _progress_display(args: argparse.Namespace) -> Any:
+    """The terminal's progress line, when there is a terminal to draw it on.
+
+    Off with ``--quiet`` and ``--json``, and when stderr, where it is drawn, is
+    not a terminal (cron, systemd, a pipe, a file), unless ``--progress`` forces it.
+    """
+    if getattr(args, "quiet", False):
+        return None
+    wanted = getattr(args, "progress", False) or (
+        sys.stderr.isatty() and not getattr(args, "json", False)
+    )
+    if not wanted:
+        return None
+    from .progress import TerminalProgress
+
+    return TerminalProgress(sys.stderr)
 
 
 class _UsageExit(Exception):
@@ -483,7 +520,9 @@ def _setup_logging(config: Any, args: argparse.Namespace, *, warn: bool = True) 
         config.secrets(),
         urls=[config.repository, *(b.repository for b in config.backends.values())],
     )
-    setup_logging(config.logging, redactor=redactor, verbose=args.verbose)
+    display = getattr(args, "progress_display", None)
+    # Through the progress display: a log line clears the progress line first.
+    setup_logging(config.logging, redactor=redactor, verbose=args.verbose, stream=display)
     for warning in _config_warnings(config) if warn else ():
         logging.getLogger("resticm_core").warning("%s", warning)
 
@@ -597,8 +636,9 @@ def _cmd_config_validate(config: Any, args: argparse.Namespace, env: dict[str, s
     errors, warnings = list(found.errors), list(found.warnings)
     source = str(config.source_path)
     if args.json:
-        print(json.dumps({"ok": found.ok, "config": source, "errors": errors,
-                          "warnings": warnings}))
+        print(
+            json.dumps({"ok": found.ok, "config": source, "errors": errors, "warnings": warnings})
+        )
     elif found.ok:
         print(f"OK: {source}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
     else:
@@ -641,7 +681,7 @@ def _cmd_hooks_run(
 
 
 def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
-    from .notifiers import dispatch, probe_event
+    from .notify import dispatch, probe_event
     from .secrets import Redactor
 
     providers = list(config.notifications.providers)
@@ -671,18 +711,6 @@ def _cmd_notify_test(config: Any, args: argparse.Namespace) -> int:
         verdict = "ok" if delivery.ok else f"FAILED: {delivery.error}"
         print(f"{delivery.notifier:<16} {verdict}")
     return 0 if all(d.ok for d in deliveries) else 1
-
-
-def _progress_printer(enabled: bool) -> Callable[[Mapping[str, Any]], None] | None:
-    if not enabled:
-        return None
-    from .restic import format_progress
-
-    def show(status: Mapping[str, Any]) -> None:
-        sys.stderr.write("\r\033[K" + format_progress(status))
-        sys.stderr.flush()
-
-    return show
 
 
 def _lifecycle_options(command: str, args: argparse.Namespace, env: dict[str, str]) -> Any:
@@ -729,7 +757,8 @@ def _cmd_workflow(
         notify_success=getattr(args, "notify_success", False),
         **_lifecycle_options(command, args, env),
     )
-    progress = _progress_printer(sys.stderr.isatty() and not args.json)
+    if not args.json:
+        _hide_run_finished_on_console()  # the summary below says it (one summary, not two)
     report = run(
         config,
         command,
@@ -740,42 +769,29 @@ def _cmd_workflow(
         # The CLI owns its process: what a hook daemonises comes back to it.
         subreaper=True,
         verbose=args.verbose,
-        on_backup_status=progress,
+        progress=args.progress_display,
         output=_hook_output(),
     )
-    if progress is not None:
-        sys.stderr.write("\r\033[K")
+    if args.progress_display is not None:
+        args.progress_display.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_summary(report)
+        from .report_text import summary_lines
+
+        for line in summary_lines(report, steps=not args.quiet):
+            print(line, file=sys.stderr)
     return report.exit_code
 
 
-def _print_summary(report: Any) -> None:
-    out = sys.stderr
-    # Dump steps ("dump postgresql:app") are longer than restic's command names.
-    width = max([10, *(len(step.name) for step in report.steps)])
-    for step in report.steps:
-        extra = (
-            f" snapshot {step.summary.snapshot_id}"
-            if step.summary and step.summary.snapshot_id
-            else ""
-        )
-        error = f": {step.error}" if step.error else ""
-        print(
-            f"  {step.name:<{width}} {step.repository:<12} {step.outcome.value:<8} "
-            f"{step.duration:6.1f}s{extra}{error}",
-            file=out,
-        )
-    verdict = {
-        0: "completed successfully",
-        3: "completed with warnings (partial backup)",
-        75: "not run: another run holds the lock",
-    }.get(report.exit_code, "FAILED")
-    print(
-        f"resticm {report.command} {verdict} (exit {report.exit_code}, {report.duration:.1f}s)",
-        file=out,
-    )
-    for error in report.errors:
-        print(f"  error: {error}", file=out)
+def _hide_run_finished_on_console() -> None:
+    import logging
+
+    from .logs import LOGGER_NAME, hide_flagged_on_console
+    from .run_state import RUN_ERROR
+    from .workflow import RUN_FINISHED
+
+    logger = logging.getLogger(LOGGER_NAME)
+    hide_flagged_on_console(logger, RUN_FINISHED)
+    # Every recorded error is in the summary: printed once, there.
+    hide_flagged_on_console(logger, RUN_ERROR)

@@ -13,6 +13,7 @@ The context file ``~/.config/resticm/context.yaml`` is the Go tool's: keys
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -22,9 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .atomic_files import atomic_write
 from .cli_types import positive_int, read_data_subset
 from .config import PRIMARY, Config, Repository
 from .config_file import CONTEXT_FILE, DEFAULT_ETC_DIR
+from .display import format_bytes
 from .errors import LockHeldError, ResticmError, UsageError
 from .locking import ProcessLock, lock_key
 from .restic import (
@@ -33,7 +36,6 @@ from .restic import (
     SubprocessResticRunner,
     child_environment,
     configured_password,
-    format_bytes,
 )
 from .secrets import redact_url
 from .state import default_state_dir
@@ -74,10 +76,9 @@ def write_context(environ: Mapping[str, str], data: Mapping[str, Any]) -> Path:
 
     path = context_path(environ)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        YAML(typ="safe").dump(dict(data), handle)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    YAML(typ="safe").dump(dict(data), text)
+    atomic_write(path, text.getvalue(), mode=0o600)
     return path
 
 

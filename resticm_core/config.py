@@ -16,7 +16,7 @@ import attrs
 
 from .dumps import DumpSource
 from .hooks import DEFAULT_HOOK_TIMEOUT, DEFAULT_KILL_GRACE, Hook
-from .notifiers import DEFAULT_DEADLINE, Notifier
+from .notify.api import DEFAULT_DEADLINE, Notifier
 from .secrets import MIN_SECRET_LENGTH, is_secret_name, secret_values
 
 PRIMARY = "primary"
@@ -382,7 +382,7 @@ class Config(RepositorySettings):
     backends: Mapping[str, Backend] = attrs.field(factory=dict)
     copy_to_backends: tuple[str, ...] = ()
     #: addition: how many copy backends are served at once.
-    copy_concurrency: int = 2
+    copy_concurrency: int = 3  # chosen by measurement: docs/performance.md (copies)
     hooks: PhaseHooks = attrs.field(factory=PhaseHooks)
     #: addition: database dumps streamed into restic, one snapshot per database;
     #: each entry's ``type`` comes from a dump plugin (docs/dumps.md).

@@ -29,8 +29,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from .config import Config, Credentials
-from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter, show
-from .errors import ConfigError
+from .converter import flatten_errors, make_converter, show
+from .errors import ConfigError, ConfigValueError, KeyPath
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 from .secrets import find_secrets
 from .trusted_path import Unsafe, describe_unsafe, open_trusted

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 import attrs
 
 from .config import Config
-from .converter import _is_duration_field, is_config_key, yaml_key
+from .converter import _is_duration_field
 from .dumps import DumpSource
 from .hooks import Hook
-from .notifiers import Notifier
+from .model_keys import is_config_key, yaml_key
+from .notify.api import Notifier
 
 if TYPE_CHECKING:
     from .plugin_manager import PluginRegistry

@@ -20,10 +20,10 @@ import attrs
 from ruamel.yaml import YAML
 
 from .config import Config
-from .converter import is_config_key, yaml_key
 from .dumps import DumpSource
 from .hooks import Hook
-from .notifiers import Notifier
+from .model_keys import is_config_key, yaml_key
+from .notify.api import Notifier
 from .secrets import MASK, Redactor, find_secrets
 
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import keyword
 import math
 import os
 import re
 import typing
-from collections.abc import Callable, Hashable, Iterator, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -54,46 +53,20 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from .dumps import DumpSource
+from .errors import ConfigValueError, KeyPath
 from .hooks import Hook
-from .notifiers import Notifier, find_type
+from .model_keys import is_config_key, yaml_key
+from .notify.api import Notifier, find_type
 
 if typing.TYPE_CHECKING:
     from .plugin_manager import PluginRegistry
 
-#: One step of a path into the YAML document: a mapping key or a list index.
-PathPart = Hashable
-KeyPath = tuple[PathPart, ...]
 
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 _DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?[hms])+")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 _DURATION_EXPECTED = "expected a number of seconds (or like '10m')"
 _PYTHON_PREFIX = "python:"
-
-
-class ConfigValueError(ValueError):
-    """A value the schema refuses; *message* is shown to the user as is.
-
-    *subpath* locates the problem below the value being structured (the
-    ``kind`` key of a hook entry, say), so the message points at that key.
-    """
-
-    def __init__(self, message: str, *, subpath: KeyPath = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.subpath = subpath
-
-
-def yaml_key(attribute: str) -> str:
-    """The YAML key of an attrs attribute: ``finally_`` is written ``finally``."""
-    if attribute.endswith("_") and keyword.iskeyword(attribute[:-1]):
-        return attribute[:-1]
-    return attribute
-
-
-def is_config_key(attribute: attrs.Attribute[Any]) -> bool:
-    """False for fields that are set from code only (``metadata={"yaml": False}``)."""
-    return attribute.init and attribute.metadata.get("yaml", True) is not False
 
 
 def yaml_keys(cl: type) -> list[str]:

@@ -28,15 +28,10 @@ import attrs
 
 from .children import guarded_argv
 from .config import Config, Repository
-from .dumps import (
-    TAG_PREFIX,
-    DumpContext,
-    DumpError,
-    DumpSource,
-    dump_environment,
-)
+from .dumps import TAG_PREFIX, DumpContext, DumpError, DumpSource, dump_environment
 from .errors import ResticmError, UsageError
-from .pipes import PipeLines, last_line, stop_group
+from .pipes import PipeLines, last_line
+from .process import stop_group
 from .restic import NOT_INSTALLED_MESSAGE, PasswordProvider, Restic, child_environment
 from .secrets import Redactor
 

@@ -6,7 +6,11 @@ CLI turns into one clear message and a documented exit code, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+
+#: One step of a path into the YAML document: a mapping key or a list index.
+PathPart = Hashable
+KeyPath = tuple[PathPart, ...]
 
 
 class ResticmError(Exception):
@@ -57,3 +61,16 @@ class SkipBackup(Exception):
     The same as a script exiting 75 (EX_TEMPFAIL): backup and post_backup do not
     run, no error is reported, on_success runs with ``BACKUP_STATUS=skipped``.
     """
+
+
+class ConfigValueError(ValueError):
+    """A value the schema refuses; *message* is shown to the user as is.
+
+    *subpath* locates the problem below the value being structured (the
+    ``kind`` key of a hook entry, say), so the message points at that key.
+    """
+
+    def __init__(self, message: str, *, subpath: KeyPath = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.subpath = subpath

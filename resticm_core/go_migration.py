@@ -22,7 +22,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from .atomic_files import atomic_write
 from .config import Config
 from .config_file import _locate, _parse, _yaml, read_config_text, semantic_problems
-from .converter import ConfigValueError, KeyPath, flatten_errors, make_converter
-from .errors import ConfigError
+from .converter import flatten_errors, make_converter
+from .errors import ConfigError, ConfigValueError, KeyPath
 from .plugin_manager import PluginRegistry
 from .secrets import find_secrets
 
@@ -291,19 +291,8 @@ def write(migration: Migration) -> Path:
     st = real.stat()
     shutil.copy2(real, backup)
     os.chmod(backup, st.st_mode & 0o7777)
-    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(migration.new_text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, real)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
+    atomic_write(real, migration.new_text, mode=st.st_mode & 0o7777, owner=owner)
     return backup
 
 

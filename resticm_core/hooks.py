@@ -23,6 +23,7 @@ safe (:attr:`Hook.dry_run_safe`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -56,7 +57,10 @@ class OutputSink(Protocol):
     """Where hook output and hook progress messages go (console and log).
 
     A sink may also define ``hook_finished(hook: str) -> None``: the workflow calls
-    it when a hook (or a directory module) ended, e.g. to write the tail of its output.
+    it when a hook (or a directory module) ended, e.g. to write the tail of its output;
+    and ``hook_text(hook: str, text: str) -> None``: then a hook process's output
+    comes a read at a time (its complete lines, joined by ``"\n"``) instead of line
+    by line.
     """
 
     def hook_line(self, hook: str, line: str) -> None:
@@ -133,6 +137,10 @@ class HookContext:
         timeouts, cancellation and the stopping of what the hook left running
         (``ProcessResult.leftovers``) are the same for all of them.
         """
+        # A sink with ``hook_text`` takes each read's lines at once: a hook printing
+        # millions of lines then costs one console write per read, not one per line.
+        hook_text = getattr(self.output, "hook_text", None)
+        batch = None if hook_text is None else functools.partial(hook_text, name)
         proc = run_process(
             argv,
             env=self.env,
@@ -141,6 +149,8 @@ class HookContext:
             kill_grace=self.kill_grace,
             on_stdout=lambda line: self.output.hook_line(name, line),
             on_stderr=lambda line: self.output.hook_line(name, line),
+            on_stdout_text=batch,
+            on_stderr_text=batch,
             cancel=self.cancel,
             known=self.children,
             sweep_leftovers=True,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .config import Config, Repository
     from .dumps import DumpSource
     from .hooks import Hook
-    from .notifiers import Notifier
+    from .notify.api import Notifier
     from .phases import PhaseResult, RunReport, StepResult
 
 PROJECT_NAME = "resticm"

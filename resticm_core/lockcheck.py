@@ -12,7 +12,6 @@ hosts are another machine's business and only reported.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import socket
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import attrs
 from .config import Repository
 from .errors import ResticmError
 from .restic import Restic
+from .restic.locks import is_dead_local_lock, pid_alive
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -79,35 +79,6 @@ def parse_lock_time(text: object) -> float | None:
         return dt.datetime.fromisoformat(cleaned).timestamp()
     except ValueError:
         return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Does a process with this id exist (signal 0 probe)?"""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def is_dead_local_lock(
-    hostname: str,
-    pid: int,
-    *,
-    host: str | None = None,
-    alive: Callable[[int], bool] = pid_alive,
-) -> bool:
-    """Is a lock of *hostname* and *pid* one of this host whose process is gone?
-
-    Such a lock can only be a leftover (a restic killed with SIGKILL, an OOM kill
-    of resticm): ``restic unlock`` removes it, and removes nothing else younger
-    than 30 minutes.
-    """
-    return hostname == (host or socket.gethostname()) and not alive(pid)
 
 
 def verify_locks(

@@ -86,6 +86,35 @@ class HookOutputLog:
             extra[CONSOLE_ONLY] = True
         self.logger.info("[%s] %s", hook, line, extra=extra)
 
+    def hook_text(self, hook: str, text: str) -> None:
+        """:meth:`hook_line` for the lines of one read (joined by ``"\n"``): the lines
+        the log file keeps are logged one by one as before; the rest reach the
+        console as one record (one write, one redaction pass over whole lines) and
+        feed the tail. Only the kept lines are cut out of *text*."""
+        count = text.count("\n") + 1
+        with self._lock:
+            before = self._seen.get(hook, 0)
+            self._seen[hook] = before + count
+            room = max(0, self.head - before)
+            rest: str | None = text
+            logged: list[str] = []
+            if room:
+                parts = text.split("\n", room)
+                logged, rest = parts[:room], (parts[room] if len(parts) > room else None)
+            if rest is not None:
+                tail = self._tails.setdefault(hook, collections.deque(maxlen=self.tail))
+                tail.extend(rest.rsplit("\n", self.tail)[-self.tail :])
+        for line in logged:
+            self.logger.info("[%s] %s", hook, line, extra={"hook": hook})
+        if rest is not None and self.logger.isEnabledFor(logging.INFO):
+            prefix = f"[{hook}] "
+            # The text is the message itself, with no arguments: logging then uses it
+            # as it is (a "%s" argument would copy the whole read once more).
+            self.logger.info(
+                prefix + rest.replace("\n", "\n" + prefix),
+                extra={"hook": hook, CONSOLE_ONLY: True},
+            )
+
     def hook_finished(self, hook: str) -> None:
         """Write the omitted-lines marker and the tail of *hook* to the log file."""
         with self._lock:
@@ -256,9 +285,10 @@ def setup_logging(
     if settings is None or settings.console:
         console = logging.StreamHandler(stream or sys.stderr)
         console.setFormatter(ConsoleFormatter())
+        # The skip first: a record meant for the other destination is not redacted here.
+        console.addFilter(_SkipFlagged(FILE_ONLY))
         console.addFilter(redacting)
         console.addFilter(context)
-        console.addFilter(_SkipFlagged(FILE_ONLY))
         console.set_name(f"{_HANDLER_PREFIX}console")
         logger.addHandler(console)
 
@@ -268,12 +298,20 @@ def setup_logging(
         else:
             destination = _file_handler(logger, settings)
         if destination is not None:
+            destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
             destination.addFilter(redacting)
             destination.addFilter(context)
-            destination.addFilter(_SkipFlagged(CONSOLE_ONLY))
             destination.set_name(f"{_HANDLER_PREFIX}destination")
             logger.addHandler(destination)
     return logger
+
+
+def hide_flagged_on_console(logger: logging.Logger, flag: str) -> None:
+    """Keep the records logged with ``extra={flag: True}`` off the console handler
+    :func:`setup_logging` installed (the log file still gets them)."""
+    for handler in logger.handlers:
+        if handler.get_name() == f"{_HANDLER_PREFIX}console":
+            handler.addFilter(_SkipFlagged(flag))
 
 
 #: Where root's logs go by default; a user who cannot write there logs under XDG instead.

@@ -238,7 +238,7 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
             host, prune = plan.forget_host, wanted.forget_prune
             step(
                 StepKind.FORGET,
-                forget_args(policy_args, host=host, prune=prune),
+                [*forget_args(policy_args, host=host, prune=prune), "--json"],  # as Restic.forget
                 lambda: run.restic.forget(repo, policy_args, host=host, prune=prune),
             )
     if wanted.prune:
@@ -342,8 +342,14 @@ def _check_step(
 
 
 def _repository_id(run: RunState, repo: Repository) -> str | None:
+    known = run.repository_ids.get(repo.name)
+    if known is not None:  # the preflight (or a first call) already asked: not twice
+        return known
     result = run.restic.cat_config(repo)
-    return repository_id(result.stdout) if result.ok else None
+    found = repository_id(result.stdout) if result.ok else None
+    if found is not None:
+        run.repository_ids[repo.name] = found
+    return found
 
 
 def _lock_step(run: RunState, repo: Repository) -> StepResult:

@@ -9,13 +9,12 @@ forget series and keeps the backup series of the last ``resticm backup``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic_files import atomic_write
 from .phases import Outcome, StepKind
 
 if TYPE_CHECKING:
@@ -64,20 +63,10 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$")
 _STEP_VALUE = {Outcome.OK: 1.0, Outcome.PARTIAL: 0.5, Outcome.FAILED: 0.0}
 
 
-def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write *text* to *path* via a temporary file in the same directory + rename."""
+def _publish(path: Path, text: str) -> None:
+    """Atomically, world-readable: node_exporter and status pages run as other users."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o644)
 
 
 def _label_value(value: str) -> str:
@@ -182,7 +171,7 @@ def merge_textfile(path: Path, samples: Mapping[str, float]) -> None:
         previous = parse_samples(path.read_text(encoding="utf-8").splitlines())
     except (OSError, UnicodeDecodeError):
         previous = {}
-    atomic_write(path, render_textfile({**previous, **samples}))
+    _publish(path, render_textfile({**previous, **samples}))
 
 
 def _step_status(report: RunReport) -> dict[str, dict[str, Any]]:
@@ -243,4 +232,4 @@ def update_status_file(path: Path, report: RunReport) -> None:
             entry["latest"] = report.snapshot_latest[repo]
         repositories[repo] = {**(current if isinstance(current, dict) else {}), "snapshots": entry}
     text = json.dumps({"version": 1, "commands": commands, "repositories": repositories}, indent=2)
-    atomic_write(path, text + "\n")
+    _publish(path, text + "\n")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
+
+from .json_values import to_json_dict
 
 
 class Phase(enum.StrEnum):
@@ -101,7 +103,7 @@ class HookResult:
     outcome: Outcome
     #: Exit code of a process hook; None for in-process hooks or when not started.
     exit_code: int | None = None
-    duration: float = 0.0
+    duration: float = attrs.field(default=0.0, metadata={"round": 3})
     #: Why it failed, one line a human can act on. Empty when it succeeded.
     error: str = ""
     timed_out: bool = False
@@ -113,17 +115,7 @@ class HookResult:
         return self.outcome is Outcome.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "phase": self.phase.value,
-            "outcome": self.outcome.value,
-            "exit_code": self.exit_code,
-            "duration": round(self.duration, 3),
-            "error": self.error,
-            "timed_out": self.timed_out,
-            "output_tail": list(self.output_tail),
-        }
+        return to_json_dict(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,6 +126,8 @@ class PhaseResult:
     hooks: tuple[HookResult, ...] = ()
     #: Set when the phase was not executed at all, with the reason (``--no-hooks``...).
     skipped_reason: str = ""
+
+    __json_extras__: ClassVar[Mapping[str, int | None]] = {"failed": None}
 
     @property
     def failed(self) -> bool:
@@ -148,12 +142,7 @@ class PhaseResult:
         return "; ".join(f"{h.name}: {h.error}" for h in self.hooks if h.failed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase.value,
-            "failed": self.failed,
-            "skipped_reason": self.skipped_reason,
-            "hooks": [h.to_dict() for h in self.hooks],
-        }
+        return to_json_dict(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -171,9 +160,82 @@ class BackupSummary:
     total_files_processed: int = 0
     total_bytes_processed: int = 0
     total_duration: float = 0.0
+    #: What the added data takes in the repository after compression (restic >= 0.17
+    #: reports it); None when restic does not say.
+    data_added_packed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotRef:
+    """One snapshot a step named: its short ID, its time and why it was kept."""
+
+    id: str
+    #: restic's time stamp (RFC 3339), as restic printed it.
+    time: str = ""
+    host: str = ""
+    tags: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    #: The retention rules that kept it (``last snapshot``, ``daily snapshot``...);
+    #: empty for a removed snapshot, which no rule kept.
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class ForgetSummary:
+    """What ``restic forget --json`` decided, over all its groups, oldest first."""
+
+    removed: tuple[SnapshotRef, ...] = ()
+    kept: tuple[SnapshotRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CopiedSnapshot:
+    """A snapshot ``restic copy`` wrote: its ID in the source and its new ID."""
+
+    source_id: str
+    #: Empty when restic named the source snapshot but not the copy (it failed).
+    id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CopySummary:
+    """What ``restic copy`` printed: each snapshot copied (those already there are not)."""
+
+    copied: tuple[CopiedSnapshot, ...] = ()
+
+    __json_extras__: ClassVar[Mapping[str, int | None]] = {"count": None}
+
+    @property
+    def count(self) -> int:
+        return len(self.copied)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@attrs.frozen(kw_only=True)
+class CheckSummary:
+    """What a ``restic check`` read: the structure only, all data, or a subset."""
+
+    #: ``metadata`` (index, snapshots, trees), ``all data`` or ``subset N/M``.
+    read: str = "metadata"
+    read_data: bool = False
+    subset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
 
 
 def _kind_from_name(step: StepResult) -> StepKind:
@@ -206,12 +268,20 @@ class StepResult:
     #: ``primary`` or the backend's name.
     repository: str
     outcome: Outcome
-    duration: float = 0.0
+    duration: float = attrs.field(default=0.0, metadata={"round": 3})
     error: str = ""
     exit_code: int | None = None
     #: The command line that ran (or would run in a dry run), secrets redacted.
     command: str = ""
     summary: BackupSummary | None = None
+    #: The repository's URL, credentials redacted ("" when the step did not record it).
+    repository_url: str = ""
+    #: forget: the snapshots removed and kept (``restic forget --json``).
+    forget: ForgetSummary | None = None
+    #: copy: the snapshots copied.
+    copy: CopySummary | None = None
+    #: check: what was read.
+    check: CheckSummary | None = None
     #: What the step is; defaults to the first word of :attr:`name`.
     kind: StepKind = attrs.field(default=attrs.Factory(_kind_from_name, takes_self=True))
     #: What it is about within its kind: the dump's ``type:name``; empty for the others.
@@ -236,18 +306,7 @@ class StepResult:
         return self.outcome is Outcome.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind.value,
-            "subject": self.subject,
-            "repository": self.repository,
-            "outcome": self.outcome.value,
-            "duration": round(self.duration, 3),
-            "error": self.error,
-            "exit_code": self.exit_code,
-            "command": self.command,
-            "summary": self.summary.to_dict() if self.summary else None,
-        }
+        return to_json_dict(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -277,6 +336,12 @@ class RunReport:
     #: from the same count (``resticm_snapshot_latest_timestamp_seconds``).
     snapshot_latest: Mapping[str, float] = attrs.field(factory=dict)
 
+    __json_extras__: ClassVar[Mapping[str, int | None]] = {
+        "duration": 3,
+        "snapshot_id": None,
+        "ok": None,
+    }
+
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
@@ -299,22 +364,4 @@ class RunReport:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "host": self.host,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration": round(self.duration, 3),
-            "dry_run": self.dry_run,
-            "backup_status": self.backup_status.value,
-            "snapshot_id": self.snapshot_id,
-            "exit_code": self.exit_code,
-            "ok": self.ok,
-            "signal": self.signal,
-            "errors": list(self.errors),
-            "warnings": list(self.warnings),
-            "phases": [p.to_dict() for p in self.phases],
-            "steps": [s.to_dict() for s in self.steps],
-            "snapshot_counts": dict(self.snapshot_counts),
-            "snapshot_latest": dict(self.snapshot_latest),
-        }
+        return to_json_dict(self)

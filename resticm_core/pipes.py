@@ -12,9 +12,6 @@ process group. Both children are started through
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import threading
 from collections.abc import Callable
 from typing import IO
@@ -60,21 +57,6 @@ class PipeLines:
         """Wait for the end of the stream (bounded), then the lines kept."""
         self._thread.join(timeout)
         return self.tail.lines()
-
-
-def signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
-    """*first* to the child's process group, KILL after *grace* seconds; reaps the child."""
-    signal_group(proc.pid, first)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def last_line(lines: list[str]) -> str:

@@ -36,7 +36,7 @@ from .plugin_discovery import find_entry_points
 if TYPE_CHECKING:
     from .config import Config, Repository
     from .dumps import DumpSource
-    from .notifiers import Notifier
+    from .notify.api import Notifier
     from .phases import PhaseResult, RunReport, StepResult
 
 ENTRY_POINT_GROUP = "resticm"
@@ -232,9 +232,7 @@ class _Provided:
     owner: str
 
 
-def _per_plugin_callers(
-    pm: pluggy.PluginManager, spec: str
-) -> list[tuple[str, pluggy.HookCaller]]:
+def _per_plugin_callers(pm: pluggy.PluginManager, spec: str) -> list[tuple[str, pluggy.HookCaller]]:
     """One hook caller per plugin implementing *spec*, in pluggy's call order.
 
     ``get_hookimpls()`` is pluggy's list, already sorted for ``tryfirst`` and
@@ -313,7 +311,7 @@ class PluginRegistry:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         from .dumps import DumpSource  # the converter imports both anyway
-        from .notifiers import Notifier
+        from .notify.api import Notifier
 
         self.pm = pm
         hooks = _collect_kinds(pm, "resticm_hook_types")

@@ -28,7 +28,7 @@ import attrs
 from .config import PRIMARY, Config, Retention
 
 if TYPE_CHECKING:
-    from .converter import KeyPath
+    from .errors import KeyPath
     from .mirror import Plan
     from .run_state import RunOptions
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import fcntl
 import logging
 import math
 import os
@@ -48,10 +49,19 @@ MAX_LINE_BYTES = 64 * 1024
 DRAIN_SECONDS = 5.0
 #: How often a cancellation event is checked while a child runs.
 CANCEL_CHECK_SECONDS = 0.05
-#: Bytes read from a pipe at once (the pidfd wait).
-READ_SIZE = 64 * 1024
+#: Bytes read from a pipe at once (the pidfd wait): the whole pipe.
+READ_SIZE = 1024 * 1024
+#: The pipe size asked for (Linux's default /proc/sys/fs/pipe-max-size).
+PIPE_SIZE = 1024 * 1024
 
 LineCallback = Callable[[str], None]
+#: Receives the complete lines of one read at once, joined by ``"\n"`` (no newline
+#: at the end; each line as a :data:`LineCallback` would get it): a chatty child
+#: costs one call per read, not one per line, and the text need not be cut up.
+TextCallback = Callable[[str], None]
+#: Lines of a read shorter than this many characters cannot be over-long in bytes (a
+#: character, or what one U+FFFD replaces, is at most 4 bytes).
+_SAFE_CHARS = MAX_LINE_BYTES // 4
 
 log = logging.getLogger("resticm_core")
 
@@ -73,6 +83,24 @@ class OutputTail:
                 self.head.append(line)
             else:
                 self.tail.append(line)
+
+    def extend_text(self, text: str) -> None:
+        """:meth:`add` for each line of *text* (lines joined by ``"\n"``), under one
+        lock, cutting out only the lines it keeps."""
+        count = text.count("\n") + 1
+        keep = self.tail.maxlen or 0
+        with self._lock:
+            room = max(0, self._head_size - len(self.head))
+            self.total += count
+            if count <= room + keep:
+                lines = text.split("\n")
+                self.head.extend(lines[:room])
+                self.tail.extend(lines[room:])
+                return
+            if room:
+                self.head.extend(text.split("\n", room)[:room])
+            if keep:
+                self.tail.extend(text.rsplit("\n", keep)[-keep:])
 
     @property
     def omitted(self) -> int:
@@ -150,7 +178,12 @@ def _signal_name(signum: int) -> str:
         return str(signum)
 
 
-def _reader(pipe: IO[bytes], sink: OutputTail, callback: LineCallback | None) -> None:
+def _reader(
+    pipe: IO[bytes],
+    sink: OutputTail,
+    callback: LineCallback | None,
+    batch: TextCallback | None = None,
+) -> None:
     truncated = False
     while True:
         raw = pipe.readline(MAX_LINE_BYTES)
@@ -166,17 +199,24 @@ def _reader(pipe: IO[bytes], sink: OutputTail, callback: LineCallback | None) ->
             truncated = True
             line += " [line truncated]"
         sink.add(line)
-        if callback is not None:
+        if batch is not None:
+            batch(line)
+        elif callback is not None:
             callback(line)
     pipe.close()
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+# -- process groups: every child runs in its own, so stopping it stops what it started --
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """*signum* to process group *pgid*; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Does any process of group *pgid* still exist?"""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -184,15 +224,17 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
-    """TERM the whole process group, then KILL whatever is left after *grace*."""
-    _signal_group(proc.pid, first)
+def stop_group(proc: subprocess.Popen[bytes], grace: float, first: int = signal.SIGTERM) -> None:
+    """*first* (TERM) to the child's whole process group, KILL to whatever of the group
+    is left after *grace* seconds; the child is reaped before this returns."""
+    signal_group(proc.pid, first)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(proc.pid):
+        if proc.poll() is not None and not group_alive(proc.pid):
             return
         time.sleep(0.05)
-    _signal_group(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def run_process(
@@ -207,6 +249,8 @@ def run_process(
     on_stderr: LineCallback | None = None,
     cancel: threading.Event | None = None,
     tail_lines: int = 50,
+    on_stdout_text: TextCallback | None = None,
+    on_stderr_text: TextCallback | None = None,
     head_lines: int = 20,
     stdin: int | IO[bytes] | None = subprocess.DEVNULL,
     known: KnownChildren | None = None,
@@ -222,6 +266,11 @@ def run_process(
     :param on_stdout: called with each stdout line (without newline), in this thread
         (or, where the OS has no pidfd, in a reader thread).
     :param on_stderr: the same for stderr.
+    :param on_stdout_text: instead of *on_stdout*: called with the complete lines of
+        each read at once, joined by ``"\n"`` (a line cut by a read boundary waits
+        for its end, so a consumer that redacts or matches whole lines sees whole
+        lines).
+    :param on_stderr_text: the same for stderr.
     :param cancel: when set, the child is stopped as on a timeout.
     :param known: the run's registry of live children: this child is registered in
         it, and in a subreaper the orphans reparented to us that are not in it count
@@ -259,6 +308,8 @@ def run_process(
         )
     out_tail, err_tail = OutputTail(head_lines, tail_lines), OutputTail(head_lines, tail_lines)
     assert proc.stdout is not None and proc.stderr is not None
+    for pipe in (proc.stdout, proc.stderr):
+        _widen_pipe(pipe.fileno())
     watch = _Watch(
         proc,
         deadline=None if timeout is None else started + timeout,
@@ -271,12 +322,14 @@ def run_process(
         known=known if sweep_leftovers else None,
         pipes=pipe_inodes(proc.stdout.fileno(), proc.stderr.fileno()),
     )
+    out: Stream = (out_tail, on_stdout, on_stdout_text)
+    err: Stream = (err_tail, on_stderr, on_stderr_text)
     try:
         pidfd = _open_pidfd(proc.pid)
         if pidfd is None:
-            _wait_threaded(watch, (out_tail, on_stdout), (err_tail, on_stderr))
+            _wait_threaded(watch, out, err)
         else:
-            _wait_pidfd(watch, pidfd, (out_tail, on_stdout), (err_tail, on_stderr))
+            _wait_pidfd(watch, pidfd, out, err)
         assert watch.returncode is not None
         if sweep_leftovers:
             # What left the session (setsid) without holding our pipes: found when
@@ -301,6 +354,15 @@ def run_process(
     )
 
 
+def _widen_pipe(fd: int) -> None:
+    """Ask for a :data:`PIPE_SIZE` pipe: a chatty child then fills it in fewer, larger
+    writes and we wake up and read fewer times (Linux; elsewhere nothing changes)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # EPERM above /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(fd, set_size, PIPE_SIZE)
+
+
 def _wrapper_exec_failure(argv: Sequence[str], returncode: int | None, err: OutputTail) -> str:
     """The start error when setpriv could not ``exec`` the program (ENOEXEC...), else "".
 
@@ -317,7 +379,7 @@ def _wrapper_exec_failure(argv: Sequence[str], returncode: int | None, err: Outp
     return f"cannot execute {argv[0]}: {reason}"
 
 
-Stream = tuple[OutputTail, "LineCallback | None"]
+Stream = tuple[OutputTail, "LineCallback | None", "TextCallback | None"]
 
 
 class _Watch:
@@ -396,7 +458,7 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
     try:
         while proc.poll() is None:
             if watch.must_stop():
-                _stop_group(proc, watch.kill_grace, watch.stop_signal)
+                stop_group(proc, watch.kill_grace, watch.stop_signal)
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
@@ -405,7 +467,7 @@ def _wait_threaded(watch: _Watch, out: Stream, err: Stream) -> None:
         # Left by an exception (KeyboardInterrupt, a signal handler that raises): the
         # child runs in its own session, so no terminal signal reaches it; stop its
         # group here rather than leave it running unobserved.
-        _stop_group(proc, watch.kill_grace, watch.stop_signal)
+        stop_group(proc, watch.kill_grace, watch.stop_signal)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1.0)
         raise
@@ -440,49 +502,93 @@ class _LineSplitter:
     :func:`_reader` does: an over-long line keeps its first MAX_LINE_BYTES bytes,
     marked, and its rest is dropped, so memory stays bounded whatever arrives."""
 
-    def __init__(self, sink: OutputTail, callback: LineCallback | None) -> None:
+    def __init__(
+        self,
+        sink: OutputTail,
+        callback: LineCallback | None,
+        batch: TextCallback | None = None,
+    ) -> None:
         self._sink = sink
         self._callback = callback
+        self._batch = batch
         self._pending = b""
         #: Inside the rest of a line already cut: drop bytes up to its newline.
         self._dropping = False
 
     def feed(self, data: bytes) -> None:
-        lines = (self._pending + data).split(b"\n")
+        buffer = self._pending + data
+        cut = buffer.rfind(b"\n")
+        if cut >= 0 and not self._dropping and len(buffer) - cut - 1 < MAX_LINE_BYTES:
+            # The common case: the read's complete lines decoded at once (the same as
+            # line by line: a newline is never part of a UTF-8 sequence) and passed
+            # on as one text, unless one of them may be over-long.
+            text = buffer[:cut].decode("utf-8", errors="replace")
+            if not _may_hold_long_line(text):
+                self._pending = buffer[cut + 1 :]
+                self._emit_text(_strip_cr(text) if "\r" in text else text)
+                return
+        lines = buffer.split(b"\n")
         self._pending = lines.pop()
+        out: list[str] = []
         for raw in lines:
             if self._dropping:
                 self._dropping = False
             elif len(raw) >= MAX_LINE_BYTES:  # with its newline it exceeds one read
-                self._emit(raw[:MAX_LINE_BYTES], truncated=True)
+                out.append(_decode(raw[:MAX_LINE_BYTES], truncated=True))
             else:
-                self._emit(raw)
+                out.append(_decode(raw))
         if len(self._pending) >= MAX_LINE_BYTES:
             if not self._dropping:
-                self._emit(self._pending[:MAX_LINE_BYTES], truncated=True)
+                out.append(_decode(self._pending[:MAX_LINE_BYTES], truncated=True))
                 self._dropping = True
             self._pending = b""
+        if out:
+            self._emit_text("\n".join(out))
 
     def close(self) -> None:
         if self._pending and not self._dropping:
-            self._emit(self._pending)
+            self._emit_text(_decode(self._pending))
         self._pending = b""
 
-    def _emit(self, raw: bytes, *, truncated: bool = False) -> None:
-        line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
-        if truncated:
-            line += " [line truncated]"
-        self._sink.add(line)
-        if self._callback is not None:
-            try:
-                self._callback(line)
-            except Exception:
-                # A broken callback (a closed console) must not stop the draining,
-                # or the child would block on a full pipe.
-                self._callback = None
-                log.warning(
-                    "an output callback failed; its next lines are not shown", exc_info=True
-                )
+    def _emit_text(self, text: str) -> None:
+        """*text*: one or more complete lines joined by newlines."""
+        self._sink.extend_text(text)
+        try:
+            if self._batch is not None:
+                self._batch(text)
+            elif self._callback is not None:
+                for line in text.split("\n"):
+                    self._callback(line)
+        except Exception:
+            # A broken callback (a closed console) must not stop the draining,
+            # or the child would block on a full pipe.
+            self._callback = self._batch = None
+            log.warning("an output callback failed; its next lines are not shown", exc_info=True)
+
+
+def _may_hold_long_line(text: str) -> bool:
+    """Could a line of *text* be MAX_LINE_BYTES bytes or more? Cheap and conservative.
+
+    Such a line has at least ``_SAFE_CHARS`` characters, so it holds a whole aligned
+    block of ``_SAFE_CHARS // 2``: with a newline found in every aligned block (a
+    memchr each, stopping at the first), there is none. True also for some shorter
+    lines: the exact byte-wise way then decides.
+    """
+    block = _SAFE_CHARS // 2
+    return any(text.find("\n", i, i + block) < 0 for i in range(0, len(text) - block + 1, block))
+
+
+def _strip_cr(text: str) -> str:
+    """The carriage returns that end each line of *text* removed (``rstrip("\r")``
+    line by line; those inside a line stay)."""
+    while "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return text.rstrip("\r")
+
+
+def _decode(raw: bytes, *, truncated: bool = False) -> str:
+    line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    return line + " [line truncated]" if truncated else line
 
 
 def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
@@ -512,13 +618,13 @@ def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
             now = time.monotonic()
             if watch.returncode is None and not stopping and watch.must_stop():
                 stopping = True
-                _signal_group(proc.pid, watch.stop_signal)
+                signal_group(proc.pid, watch.stop_signal)
                 kill_at = now + watch.kill_grace
             if kill_at is not None:
-                if watch.returncode is not None and not _group_alive(proc.pid):
+                if watch.returncode is not None and not group_alive(proc.pid):
                     kill_at = None  # the whole group ended within the grace period
                 elif now >= kill_at:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                     kill_at = None
             wake: list[float] = []  # when poll must return even if nothing happens
             if watch.returncode is None and not stopping:
@@ -565,7 +671,7 @@ def _wait_pidfd(watch: _Watch, pidfd: int, out: Stream, err: Stream) -> None:
             # closed first, so a child writing while it stops cannot block on a full pipe.
             proc.stdout.close()
             proc.stderr.close()
-            _stop_group(proc, watch.kill_grace, watch.stop_signal)
+            stop_group(proc, watch.kill_grace, watch.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1.0)
         raise

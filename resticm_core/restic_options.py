@@ -32,7 +32,7 @@ from .config import EXTRA_ARGS_COMMANDS, Config, RepositorySettings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .converter import KeyPath
+    from .errors import KeyPath
 
 #: ``compression:`` values restic takes.
 COMPRESSION_MODES = ("auto", "off", "max")

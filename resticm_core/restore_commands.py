@@ -134,8 +134,8 @@ def cmd_restore(
 ) -> int:
     import logging
 
+    from .display import format_bytes as human_bytes
     from .logs import LOGGER_NAME, HookOutputLog
-    from .restic import format_bytes as human_bytes
     from .restoring import restore
 
     if args.in_place and not _confirm(args):
@@ -164,7 +164,10 @@ def cmd_restore(
         output=HookOutputLog(logging.getLogger(LOGGER_NAME)),
         verbose=args.verbose,
         handle_signals=True,
+        progress=getattr(args, "progress_display", None),
     )
+    if getattr(args, "progress_display", None) is not None:
+        args.progress_display.close()  # the line is gone before the report is printed
     if args.json:
         print(json.dumps(report.to_dict(), indent=2), file=out)
         return report.exit_code

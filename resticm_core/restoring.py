@@ -51,6 +51,7 @@ from .hook_lifecycle import run_hook
 from .hooks import Hook, HookContext, LoggingSink, OutputSink, hook_environment
 from .phases import HookResult, Phase, PhaseResult
 from .plugin_manager import PluginRegistry
+from .progress import ProgressRunner, ProgressSink
 from .restic import Restic, ResticRunner, SubprocessResticRunner
 from .secrets import Redactor, redact_url
 from .snapshot_select import (
@@ -439,6 +440,7 @@ def make_restic(
     *,
     verbose: bool = False,
     cancel: threading.Event | None = None,
+    progress: ProgressSink | None = None,
 ) -> Restic:
     """The :class:`Restic` of a restore or browse command (the workflow's settings).
 
@@ -449,13 +451,15 @@ def make_restic(
         from .restic_options import verify_extra_args
 
         verify_extra_args(config, environ=environ)
+    runner = runner or SubprocessResticRunner(
+        environ=environ,
+        password_provider=registry.repository_password,
+        on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
+    )
+    if progress is not None:
+        runner = ProgressRunner(runner, progress)
     return Restic(
-        runner
-        or SubprocessResticRunner(
-            environ=environ,
-            password_provider=registry.repository_password,
-            on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
-        ),
+        runner,
         cancel=cancel,
         timeouts=config.timeouts.as_mapping(),
         retry_lock=config.retry_lock,
@@ -618,6 +622,7 @@ def restore(
     verbose: bool = False,
     notify: bool = True,
     handle_signals: bool = False,
+    progress: ProgressSink | None = None,
 ) -> RestoreReport:
     """Restore a snapshot (see the module docstring).
 
@@ -633,6 +638,8 @@ def restore(
     :param handle_signals: SIGTERM/SIGINT/SIGHUP (main thread only) stop restic or the
         pre_restore hook; post_restore, on_error and finally still run (a second
         signal skips them); exit code 128+n.
+    :param progress: receives restic's progress (restic >= 0.16 reports it for a
+        restore; older ones get a spinner from :class:`~resticm_core.progress.TerminalProgress`).
     :raises UsageError: bad arguments, a non-empty target without *overwrite*, an
         option the installed restic lacks. Everything else is in the report.
     """
@@ -668,7 +675,10 @@ def restore(
         after=parse_date(after, "--after") if isinstance(after, str) else after,
     )
     interrupt = _Interrupt()
-    restic = make_restic(config, environ, registry, runner, verbose=verbose, cancel=interrupt.stop)
+    restic = make_restic(
+        config, environ, registry, runner, verbose=verbose, cancel=interrupt.stop,
+        progress=progress,
+    )
     version = restic.version()
     native_options = version >= NATIVE_OVERWRITE_SINCE
     if delete and not native_options:
@@ -904,7 +914,7 @@ def _staged_restore(
 
 
 def _notify(config: Config, report: RestoreReport, redactor: Redactor) -> None:
-    from .notifiers import notify_run, restore_event
+    from .notify import notify_run, restore_event
 
     try:
         notify_run([restore_event(report, config)], config, redactor=redactor)

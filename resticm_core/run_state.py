@@ -30,7 +30,7 @@ from .errors import UsageError
 from .hook_lifecycle import run_hook
 from .hooks import Hook, HookContext, OutputSink, hook_environment
 from .logcontext import log_context
-from .notifiers import LogTail
+from .notify.events import LogTail
 from .phases import (
     BackupStatus,
     BackupSummary,
@@ -48,6 +48,9 @@ from .restic import Restic, ResticErrorKind, ResticResult
 from .secrets import Redactor, redact_url
 
 log = logging.getLogger("resticm_core")
+
+#: Marks the log record of an error the run recorded (``extra``; see :meth:`RunState.error`).
+RUN_ERROR = "resticm_run_error"
 
 #: Commands :func:`resticm_core.run` accepts (``hooks`` is ``run_phase_hooks``'s own).
 COMMANDS = tuple(c.value for c in Command if c is not Command.HOOKS)
@@ -160,6 +163,9 @@ class RunState:
     backup_status: BackupStatus = BackupStatus.NOT_RUN
     backup_started: bool = False
     summary: BackupSummary | None = None
+    #: Repository ids learnt this run (repository name -> id): the preflight's answer
+    #: is reused by ``check --auto``, so no repository is probed twice.
+    repository_ids: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def command(self) -> Command:
@@ -178,7 +184,9 @@ class RunState:
     def error(self, text: str) -> None:
         text = self.redactor.redact(text)
         self.errors.append(text)
-        log.error("%s", text)
+        # Flagged: the CLI's summary prints every recorded error, so its console skips
+        # this line (each error once); the log file and --json runs keep it.
+        log.error("%s", text, extra={RUN_ERROR: True})
 
     def warn(self, text: str) -> None:
         text = self.redactor.redact(text)
@@ -343,7 +351,10 @@ class RunState:
             command=self.options.command, phase=kind.value, repository=repository.name
         ):
             result = action()
-        step = _step_from_result(kind, repository.name, command, result)
+        step = attrs.evolve(
+            _step_from_result(kind, repository.name, command, result),
+            repository_url=redact_url(repository.url),
+        )
         if step.failed and self.interrupt.stop.is_set():  # the signal came during the step
             step = attrs.evolve(step, error=f"interrupted by {self.interrupt.name}")
         # Redacted here too: a worker's step reaches the report through record_step,
@@ -413,7 +424,22 @@ def _step_from_result(
         error="" if result.ok else result.message,
         exit_code=result.exit_code,
         command=command,
+        **_step_details(kind, result),
     )
 
 
-__all__ = ["COMMANDS", "Interrupt", "RunOptions", "RunState"]
+def _step_details(kind: StepKind, result: ResticResult) -> dict[str, Any]:
+    """What restic said the step did (removed snapshots, copies, what check read)."""
+    from .restic.summaries import check_summary, parse_copy, parse_forget
+
+    if kind is StepKind.FORGET and result.stdout:
+        return {"forget": parse_forget(result.stdout)}
+    if kind is StepKind.COPY and result.exit_code is not None:
+        # A failed copy may still have copied some snapshots before it stopped.
+        return {"copy": parse_copy(result.stdout)}
+    if kind is StepKind.CHECK and result.exit_code is not None:
+        return {"check": check_summary(result.args)}
+    return {}
+
+
+__all__ = ["COMMANDS", "RUN_ERROR", "Interrupt", "RunOptions", "RunState"]

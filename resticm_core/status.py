@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 
 from .cli_types import duration_seconds
+from .display import format_bytes
 from .errors import UsageError
 from .reachability import unreachable
-from .restic import format_bytes
 from .secrets import redact_url
 from .snapshot_count import SnapshotSurvey, query
 from .state import DeepCheckState, default_state_dir, repository_id
@@ -388,8 +388,9 @@ def render(report: StatusReport, warn_age: float | None = None) -> str:
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [verdict_line(report, warn_age)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in table]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    ]
     for r in report.repositories:
         lines += [f"{r.name}: {reason}" for reason in r.reasons]
     return "\n".join(lines) + "\n"
@@ -464,7 +465,7 @@ def cmd_status(
     out: TextIO = sys.stdout,
 ) -> int:
     """``status``: the exit code is the verdict (0 ok, 1 warning, 2 critical, 3 unknown)."""
-    from .commands import resolve_repository
+    from .mirror import resolve_repository  # maintenance engine: only status needs it here
 
     textfile = _textfile_target(config, args.textfile)
     if args.backend:

@@ -29,7 +29,7 @@ from .errors import LockHeldError, ResticmError, ResticNotFoundError, UsageError
 from .hooks import Hook, HookContext, LoggingSink, OutputSink
 from .locking import ProcessLock, lock_key
 from .logcontext import capture_logs, log_context
-from .notifiers import RunNotifications
+from .notify.events import RunNotifications
 from .phases import (
     BackupStatus,
     Command,
@@ -41,13 +41,20 @@ from .phases import (
     StepResult,
 )
 from .plugin_manager import PluginRegistry
+from .preflight import Probe, forget_record, probe
+from .progress import ProgressRunner, ProgressSink
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
 from .restic_options import verify_extra_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
 from .snapshot_count import survey_snapshots
+from .state import default_state_dir
 
 log = logging.getLogger("resticm_core")
+
+#: Marks the log record of a run's end (``extra``): the CLI, which prints its own
+#: summary, keeps it off its console.
+RUN_FINISHED = "resticm_run_finished"
 
 #: Commands that only maintain repositories: no backup and no hooks (as the Go tool).
 MAINTENANCE_COMMANDS = (Command.FORGET, Command.PRUNE, Command.CHECK, Command.COPY)
@@ -98,13 +105,22 @@ def _preflight(run: RunState) -> bool:
         return True
     # The repository the backup will write to: the active backend when one is in use.
     repo = _backup_repository(run)
-    step = run.restic_step(
-        StepKind.PREFLIGHT,
-        repo,
-        ["--no-lock", "cat", "config"],
-        lambda: run.restic.cat_config(repo),
-    )
+    answers: list[Probe] = []
+
+    def action() -> ResticResult:
+        # Cheap where a file or a TCP connect tells the truth, restic otherwise
+        # (resticm_core.preflight says which, and why).
+        answers.append(probe(run.restic, repo, state_dir=_state_dir(run), environ=run.environ))
+        return answers[0].result
+
+    step = run.restic_step(StepKind.PREFLIGHT, repo, ["--no-lock", "cat", "config"], action)
+    if answers and answers[0].repository_id:
+        run.repository_ids[repo.name] = answers[0].repository_id
     return not step.failed
+
+
+def _state_dir(run: RunState) -> Path:
+    return run.options.state_dir or default_state_dir(run.environ)
 
 
 def _missing_sources(config: Config) -> list[str]:
@@ -133,15 +149,8 @@ def _dump_steps(run: RunState) -> bool:
     Returns False at the first failed dump: like a pre_backup failure, the file
     backup then does not run (DESIGN §3), and the dumps after it are not taken.
     """
-    from .dumps import (
-        DumpContext,
-        DumpError,
-        StreamRequest,
-        backup_stdin_args,
-        dump_environment,
-        dump_name,
-        stream_dump,
-    )
+    from .dump_stream import StreamRequest, backup_stdin_args, stream_dump
+    from .dumps import DumpContext, DumpError, dump_environment, dump_name
 
     config = run.config
     repo = _backup_repository(run)
@@ -319,6 +328,10 @@ def _backup_sequence(run: RunState) -> bool:
         run.backup_status = BackupStatus.FAILURE
         return not aborting_command
     _backup_step(run)
+    if run.backup_status is BackupStatus.FAILURE and not run.options.dry_run:
+        # The key may have gone on the server (a remote record cannot see key files):
+        # the next run's preflight asks restic again.
+        forget_record(_state_dir(run), _backup_repository(run))
     if run.backup_started:
         post = run.run_phase(Phase.POST_BACKUP)
         if post.failed:
@@ -401,6 +414,7 @@ def run(
     on_backup_status: Callable[[Mapping[str, Any]], None] | None = None,
     verbose: bool = False,
     subreaper: bool = False,
+    progress: ProgressSink | None = None,
 ) -> RunReport:
     """Run one resticm command and return what happened.
 
@@ -418,6 +432,8 @@ def run(
         hook daemonised (``setsid``) is reparented to it and stopped when the hook
         ends. It changes the whole process (orphans of *any* of its children come
         to it), so it is opt-in: the CLI sets it.
+    :param progress: receives the progress of each restic command as it runs
+        (:class:`~resticm_core.progress.TerminalProgress` draws the CLI's line).
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
         Bad arguments (an unknown command or hook phase) raise :class:`UsageError`;
@@ -458,6 +474,8 @@ def run(
         # Before the lock and any hook (issue 18): a flag this restic does not know
         # would fail the step after pre_backup stopped the services.
         verify_extra_args(config, environ=environ, binary=restic_runner.binary)
+    if progress is not None:
+        restic_runner = ProgressRunner(restic_runner, progress)
     restic = Restic(
         restic_runner,
         cancel=interrupt.stop,
@@ -558,7 +576,8 @@ def _locked_run(
         "resticm %s finished with exit code %d",
         opts.command,
         report.exit_code,
-        extra={"command": opts.command},
+        # The CLI prints its summary instead on the console (one summary, not two).
+        extra={"command": opts.command, RUN_FINISHED: True},
     )
     return report
 

@@ -82,4 +82,13 @@ echo "==> mypy --strict resticm_core, then the plugins"
 .venv/bin/python -m mypy --strict plugins/resticm-dumps/resticm_dumps plugins/resticm-apprise/resticm_apprise
 echo "==> ruff"
 .venv/bin/python -m ruff check resticm_core tests plugins
+# The cost figures of docs/performance.md, for the log only: nothing is asserted (a
+# CI machine's timing is not a test), and a failing benchmark does not fail the run.
+# RESTICM_SKIP_BENCH=1 skips it.
+if [ -z "${RESTICM_SKIP_BENCH:-}" ]; then
+    echo "==> bench/run.py --quick (figures for the log, no assertion)"
+    .venv/bin/python bench/run.py --quick --only startup,preflight,hooks,chatty,status \
+        --output "${TMPDIR:-/tmp}/resticm-bench-results.json" ||
+        echo "bench/run.py failed (not a test failure)"
+fi
 exit "$status"

@@ -25,9 +25,12 @@ PASSWORD = "correct horse battery staple"
 #: What a resticm run as root writes outside its config when nothing says otherwise:
 #: a change fails the run.
 SYSTEM_PATHS = (Path("/var/log/resticm"),)
-#: Reported, not yet failing: a clean-clone CI run still left three lock files there
-#: per pass, from tests not yet identified (every known path uses RESTICM_LOCK_DIR).
-WATCHED_PATHS = (Path("/run/resticm"),)
+#: root's default lock directory: a lock file of this session's resticm runs there
+#: fails the run. Only new files count (the lock of a real resticm run, there before
+#: the session and rewritten while the suite runs, is not the suite's), and only
+#: those of configs or repositories in this session's temp dirs: another suite or a
+#: real resticm may take a lock there at the same time.
+LOCK_PATHS = (Path("/run/resticm"),)
 
 
 def _listing(paths: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
@@ -53,31 +56,59 @@ def pytest_configure(config: pytest.Config) -> None:
         lock_dir = tempfile.mkdtemp(prefix="resticm-test-locks-")
         os.environ["RESTICM_LOCK_DIR"] = lock_dir
         config.add_cleanup(lambda: shutil.rmtree(lock_dir, ignore_errors=True))
+    if not os.environ.get("RESTICM_STATE_DIR"):
+        # Preflight records and deep-check state of CLI runs: never the user's own.
+        state_dir = tempfile.mkdtemp(prefix="resticm-test-state-")
+        os.environ["RESTICM_STATE_DIR"] = state_dir
+        config.add_cleanup(lambda: shutil.rmtree(state_dir, ignore_errors=True))
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         config.stash[_SYSTEM_BEFORE] = _listing(SYSTEM_PATHS)
-        config.stash[_WATCHED_BEFORE] = _listing(WATCHED_PATHS)
+        config.stash[_LOCKS_BEFORE] = _listing(LOCK_PATHS)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The suite leaves the system alone: a test that wrote /var/log/resticm (a config
-    without logging.file) fails it; new lock files in /run/resticm are reported."""
+    without logging.file) or left a lock file in /run/resticm (a resticm started
+    without the suite's RESTICM_LOCK_DIR) fails it."""
     config = session.config
     if hasattr(config, "workerinput") or _SYSTEM_BEFORE not in config.stash:
         return
-    watched_before, watched_after = config.stash[_WATCHED_BEFORE], _listing(WATCHED_PATHS)
-    touched = sorted(p for p in watched_after.keys() - watched_before.keys())
-    if touched:
-        print(f"\nwarning: the test suite left files in /run/resticm: {', '.join(touched[:5])}")
+    new_locks = _listing(LOCK_PATHS).keys() - config.stash[_LOCKS_BEFORE].keys()
+    if new_locks:
+        ours = _session_lock_names(config)
+        changed = sorted(p for p in new_locks if Path(p).name in ours)
+        others = len(new_locks) - len(changed)
+        if others:
+            print(f"\nnote: {others} new lock file(s) in /run/resticm of runs outside this session")
+    else:
+        changed = []
     before, after = config.stash[_SYSTEM_BEFORE], _listing(SYSTEM_PATHS)
-    changed = sorted(p for p in after.keys() | before.keys() if before.get(p) != after.get(p))
+    changed += sorted(p for p in after.keys() | before.keys() if before.get(p) != after.get(p))
     if changed:
         shown = "\n  ".join(changed[:20])
         print(f"\nthe test suite changed system paths (use tmp_path):\n  {shown}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _session_lock_names(config: pytest.Config) -> set[str]:
+    """The lock file names of every config and repository under this session's temp
+    dirs (xdist workers' dirs are below the controller's), as resticm names them."""
+    from resticm_core.locking import lock_key
+
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    names = set()
+    for path in base.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                names.add(f"{lock_key(path, '')}.lock")
+            elif path.name == "config" and (path.parent / "keys").is_dir():
+                # A config_from_dict() config has no file: its lock is named by its repository.
+                names.add(f"{lock_key(None, str(path.parent))}.lock")
+    return names
+
+
 _SYSTEM_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
-_WATCHED_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
+_LOCKS_BEFORE = pytest.StashKey[dict[str, tuple[int, int]]]()
 HAVE_RESTIC = shutil.which("restic") is not None
 
 requires_restic = pytest.mark.skipif(not HAVE_RESTIC, reason="restic is not installed")

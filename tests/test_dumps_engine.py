@@ -326,7 +326,8 @@ def test_an_interrupt_stops_the_dump_and_removes_its_snapshot(
 ) -> None:
     import threading
 
-    from resticm_core.dumps import StreamRequest, dump_environment, stream_dump
+    from resticm_core.dump_stream import StreamRequest, stream_dump
+    from resticm_core.dumps import dump_environment
     from resticm_core.restic import Restic, SubprocessResticRunner
 
     started = tmp_path / "started"

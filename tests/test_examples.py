@@ -51,6 +51,9 @@ class Quickstart:
             # Split into words by run.sh on purpose: works whether or not the
             # `resticm` console script of this interpreter is on PATH.
             RESTICM=f"{sys.executable} -m resticm_core",
+            # The suite's private lock directory (conftest): the RESTICM* filter above
+            # dropped it, and root's default is /run/resticm.
+            RESTICM_LOCK_DIR=os.environ["RESTICM_LOCK_DIR"],
         )
 
     def run(self, **extra_env: str) -> subprocess.CompletedProcess[str]:

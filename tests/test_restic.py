@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 import pytest
 
-from resticm_core import restic as restic_module
 from resticm_core.config import Repository
+from resticm_core.display import format_bytes, format_duration
 from resticm_core.errors import ResticmError, ResticNotFoundError
 from resticm_core.restic import (
     NOT_INSTALLED_MESSAGE,
@@ -34,13 +34,11 @@ from resticm_core.restic import (
     SubprocessResticRunner,
     child_environment,
     classify,
-    format_bytes,
-    format_duration,
-    format_progress,
     parse_version,
     printable_command,
     readable_stderr,
 )
+from resticm_core.restic import runner as restic_runner
 
 from .conftest import (
     PASSWORD,
@@ -427,7 +425,7 @@ def test_a_failing_password_plugin_is_a_failed_result(environ: dict[str, str]) -
 def test_captured_output_is_bounded(
     tmp_path: Path, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(restic_module, "MAX_CAPTURE_CHARS", 1000)
+    monkeypatch.setattr(restic_runner, "MAX_CAPTURE_CHARS", 1000)
     stub = write_script(tmp_path / "restic", "seq 1 2000\n")
     res = SubprocessResticRunner(str(stub), environ=environ).execute(
         ["snapshots", "--json"], primary("/r"), capture_stdout=True
@@ -715,7 +713,9 @@ def test_backup_without_optional_flags_and_odd_summary_values() -> None:
 def test_forget_arguments(kwargs: dict[str, Any], expected: tuple[str, ...]) -> None:
     runner = FakeRunner()
     Restic(runner).forget(primary("/r"), ["--keep-daily", "7"], **kwargs)
-    assert runner.calls[0].args == expected
+    # --json last: the removed and kept snapshots are the step's summary.
+    assert runner.calls[0].args == (*expected, "--json")
+    assert runner.calls[0].capture_stdout
 
 
 def test_check_prune_unlock_arguments() -> None:
@@ -833,31 +833,6 @@ def test_describe() -> None:
 # -- progress ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "line"),
-    [
-        (
-            {
-                "percent_done": 0.4234,
-                "files_done": 1234,
-                "bytes_done": 1288490188,
-                "total_bytes": 3006477107,
-                "seconds_remaining": 31,
-            },
-            "42% 1234 files 1.2 GiB/2.8 GiB ETA 0:31",
-        ),
-        ({"percent_done": 0, "total_files": 1, "total_bytes": 7}, "0% 0 files 0 B/7 B"),
-        (
-            {"percent_done": 1.5, "bytes_done": 2048, "seconds_remaining": 3725},
-            "100% 0 files 2.0 KiB ETA 1:02:05",
-        ),
-        ({"percent_done": "bad", "files_done": None}, "0% 0 files 0 B"),
-    ],
-)
-def test_format_progress(status: dict[str, Any], line: str) -> None:
-    assert format_progress(status) == line
-
-
 def test_format_bytes_and_duration() -> None:
     assert format_bytes(0) == "0 B"
     assert format_bytes(1023) == "1023 B"
@@ -921,7 +896,6 @@ def test_backup_summary_then_incremental(
     assert first.summary is not None and first.summary.snapshot_id
     assert first.summary.files_new == file_count(source) == 2
     assert first.summary.data_added > 0
-    assert all(isinstance(format_progress(s), str) for s in statuses)
 
     second = restic.backup(repository, [str(source)], tags=["t1"], host="testhost")
     assert second.ok and second.summary is not None

@@ -113,7 +113,10 @@ def write_case(tmp_path: Path, case: Case, mode: int) -> Path:
     (tmp_path / "pw").write_text("repository password\n")
     body = textwrap.dedent(case.yaml)
     path = tmp_path / "config.yaml"
-    path.write_text(body if case.whole else HEAD + body)
+    # Appended, so the lines the cases name stay put: `config validate` sets up
+    # logging, and without a file of its own a root run would open /var/log/resticm.
+    logging = f"logging:\n  file: {tmp_path / 'log' / 'resticm.log'}\n"
+    path.write_text((body if case.whole else HEAD + body) + logging)
     path.chmod(mode)
     return path
 

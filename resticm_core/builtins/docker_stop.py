@@ -50,6 +50,7 @@ from typing import ClassVar
 
 import attrs
 
+from ..atomic_files import atomic_write
 from ..hooks import Hook, HookContext, failed_result
 from ..hookspecs import hookimpl
 from ..locking import default_lock_dir
@@ -116,16 +117,12 @@ class _DockerHook(Hook):
                 path.unlink()
             return
         _private_dir(path.parent)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
         record = {
             "containers": list(containers),
             "config": ctx.variables.get("RESTICM_CONFIG", ""),
             "updated": time.time(),
         }
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(record, file)
-        os.replace(temporary, path)
+        atomic_write(path, json.dumps(record), mode=0o600)
 
     def docker_command(self, ctx: HookContext, *args: str) -> ProcessResult:
         return ctx.run_command(

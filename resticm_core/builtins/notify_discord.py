@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import attrs
 
 from resticm_core.hookspecs import hookimpl
-from resticm_core.notifiers import Event, Notifier, NotifyContext
+from resticm_core.notify.api import Event, Notifier, NotifyContext
 
 #: 0x36a64f, 0xdc3545, 0xffc107, 0x439fe0
 COLORS = {"success": 3581519, "error": 14431557, "warning": 16761095, "start": 4431840}

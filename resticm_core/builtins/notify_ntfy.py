@@ -21,7 +21,7 @@ from typing import ClassVar
 import attrs
 
 from resticm_core.hookspecs import hookimpl
-from resticm_core.notifiers import Event, Notifier, NotifyContext
+from resticm_core.notify.api import Event, Notifier, NotifyContext
 
 PRIORITIES = {"success": "default", "error": "high", "warning": "default", "start": "low"}
 TAGS = {"success": "white_check_mark", "error": "x", "warning": "warning", "start": "hourglass"}

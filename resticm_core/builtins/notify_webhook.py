@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import attrs
 
 from resticm_core.hookspecs import hookimpl
-from resticm_core.notifiers import Event, Notifier, NotifyContext
+from resticm_core.notify.api import Event, Notifier, NotifyContext
 
 
 @attrs.frozen(kw_only=True)

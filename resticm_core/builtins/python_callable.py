@@ -82,7 +82,7 @@ from ..errors import SkipBackup
 from ..hooks import Hook, HookContext, failed_result
 from ..hookspecs import hookimpl
 from ..phases import HookResult, Outcome, Phase
-from ..process import _group_alive, _signal_group
+from ..process import group_alive, signal_group
 from .script import not_started_result, report_result
 
 if TYPE_CHECKING:
@@ -408,13 +408,13 @@ def _stop_child(child: BaseProcess, grace: float) -> None:
     pgid = child.pid
     if pgid is None:
         return
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         child.join(_POLL_SECONDS)
-        if not child.is_alive() and not _group_alive(pgid):
+        if not child.is_alive() and not group_alive(pgid):
             return
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     if child.is_alive():  # not a group leader after all (setpgid failed on both sides)
         child.kill()
     child.join(1.0)
