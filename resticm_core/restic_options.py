@@ -15,10 +15,7 @@ names it, the command and the restic version: never silently dropped.
 
 from __future__ import annotations
 
-import csv
-import difflib
 import functools
-import io
 import os
 import re
 import shutil
@@ -98,6 +95,9 @@ def _option_value(key: str, value: str) -> str:
     text = f"{key}={value}"
     if "," not in text and '"' not in text:
         return text
+    import csv  # lazy, as difflib below: every restic command imports this module
+    import io
+
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow([text])
     return buffer.getvalue()
@@ -263,6 +263,8 @@ def check_extra_args(command: str, args: Sequence[str], flags: CommandFlags) -> 
         if reason is not None:
             problems.append(f"{where}: {token}: resticm sets this itself ({reason})")
         elif name not in flags.long:
+            import difflib
+
             close = difflib.get_close_matches(name, list(flags.long), n=1)
             hint = f"; did you mean --{close[0]}?" if close else ""
             problems.append(f"{where}: {token} is not a flag of {restic}{hint}")
