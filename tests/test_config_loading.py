@@ -673,7 +673,7 @@ def _yaml_blocks() -> list[str]:
 
 def test_documented_examples_load(tmp_path: Path, registry: PluginRegistry) -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) >= 2  # the later ones: tests/test_config_tools.py (issue 18)
     full = load(write(tmp_path / "full.yaml", blocks[0]), registry)
     assert full.copy_to_backends == ("offsite",)
     assert full.hooks.finally_[0].timeout == 600.0

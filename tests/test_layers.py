@@ -39,7 +39,19 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "json_values",
     ),
     "contracts": ("hooks", "dumps", "notify.api", "hookspecs"),
-    "config": ("config", "converter", "config_file", "config_check", "plugin_manager"),
+    "config": (
+        "config",
+        "converter",
+        "config_file",
+        "config_check",
+        "plugin_manager",
+        # issue 18
+        "policy",
+        "restic_options",
+        "config_schema",
+        "config_show",
+        "config_init",
+    ),
     "engines": (
         "restic",
         "restic.errors",
