@@ -209,6 +209,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="with --from-go: rewrite the file so it loads (keeps comments; FILE.bak kept)",
     )
+    _add_config_tools(config_commands, sub_globals)  # issue 18
     hooks = command("hooks", "hook tools")
     hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
     hooks_run = hooks_commands.add_parser(
@@ -245,6 +246,50 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
         add_schedule_parser(schedule, sub_globals)
     return parser
+
+
+def _add_config_tools(config_commands: Any, sub_globals: argparse.ArgumentParser) -> None:
+    """``config schema``, ``config show``, ``config init`` (issue 18)."""
+    config_commands.add_parser(
+        "schema",
+        parents=[sub_globals],
+        help="print the JSON Schema of the config (with the installed plugins' kinds)",
+    )
+    config_commands.add_parser(
+        "show",
+        parents=[sub_globals],
+        help="print the effective config (defaults filled in) as YAML, secrets masked",
+    )
+    init = config_commands.add_parser(
+        "init", parents=[sub_globals], help="write a commented starter config (mode 0600)"
+    )
+    init.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="where (default: /etc/resticm/config.yaml as root, else ~/.config/resticm/)",
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+def _cmd_config_tool(args: argparse.Namespace, registry: Any, env: dict[str, str]) -> int:
+    """``config schema`` and ``config init``: they need no config."""
+    if args.config_command == "schema":
+        from .config_schema import schema_text
+
+        sys.stdout.write(schema_text(registry))
+        return 0
+    from pathlib import Path
+
+    from .config_init import default_path, write_starter
+
+    path = Path(os.path.expanduser(args.path)) if args.path else default_path(env)
+    if args.dry_run:
+        print(f"[dry-run] would write a starter config to {path}")
+        return 0
+    written = write_starter(path, force=args.force)
+    print(f"wrote {written} (mode 0600): edit it, then run 'resticm -c {written} config validate'")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
@@ -410,6 +455,8 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
     registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
+    if command == "config" and args.config_command in ("schema", "init"):
+        return _cmd_config_tool(args, registry, env)
     if command == "config" and getattr(args, "from_go", False):
         return _cmd_config_from_go(args, registry, env)
     if command == "config" and getattr(args, "write", False):
@@ -441,6 +488,11 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
     config = job_set.one(args.job, label)
     # validate prints its findings itself: each once, not also as log warnings.
     _setup_logging(config, args, warn=command != "config")
+    if command == "config" and args.config_command == "show":
+        from .config_show import show_text
+
+        sys.stdout.write(show_text(config))
+        return 0
     if command == "config":
         return _cmd_config_validate(config, args, env)
     if command == "hooks":

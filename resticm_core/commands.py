@@ -345,6 +345,7 @@ def info_document(
         "copy_to_backends": list(config.copy_to_backends),
         "copy_concurrency": config.copy_concurrency,
         "deep_check_interval_days": config.deep_check_interval_days,
+        **_issue18_info(config),
         "state_dir": str(default_state_dir(environ)),
         "verify_no_locks": config.verify_no_locks,
         "default_tags": list(config.default_tags),
@@ -367,6 +368,28 @@ def info_document(
             "json": config.logging.json,
         },
     }
+
+
+def _issue18_info(config: Config) -> dict[str, Any]:
+    """The effective policy and restic flags of each repository (issue 18)."""
+    from .policy import all_policies
+    from .restic_options import restic_settings
+
+    return {
+        "policies": {name: p.to_dict() for name, p in all_policies(config).items()},
+        "restic_settings": {
+            name: restic_settings(resolve_repository(config, name))
+            for name in (PRIMARY, *config.backends)
+        },
+    }
+
+
+def _print_issue18_info(doc: Mapping[str, Any], p: Any) -> None:
+    from .policy import describe_dicts
+
+    p("Policy per repository:")
+    for line in describe_dicts(doc["policies"], doc["restic_settings"]):
+        p(line)
 
 
 def cmd_info(
@@ -422,6 +445,7 @@ def cmd_info(
     p(f"Copy concurrency: {config.copy_concurrency}")
     interval = config.deep_check_interval_days
     p(f"Deep check:    {'every ' + str(interval) + ' day(s)' if interval > 0 else 'Disabled'}")
+    _print_issue18_info(doc, p)
     p(f"State dir:     {doc['state_dir']}")
     p(f"verify_no_locks: {config.verify_no_locks}")
     if config.default_tags:
@@ -845,6 +869,9 @@ def dispatch(
         return restore_dispatch(command, config, args, registry, environ)
     restic = make_restic(config, environ, registry, args.verbose)
     if command == "init":
+        from .restic_options import verify_extra_args
+
+        verify_extra_args(config, environ=environ)  # extra_args.init (issue 18)
         return cmd_init(config, args, restic)
     if command == "snapshots":
         return cmd_snapshots(config, args, restic, selected)

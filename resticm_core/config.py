@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -105,6 +106,22 @@ class Retention:
         return not any(a.startswith("--keep") for a in self.forget_args())
 
 
+@attrs.frozen(kw_only=True)
+class BackendRetention(Retention):
+    """addition (issue 18): ``backends.<name>.retention``: a whole policy of its own.
+
+    Unlike the top-level block, a key it does not write is off: ``{keep_last: 1}``
+    keeps one snapshot, not one plus the Go defaults.
+    """
+
+    keep_within: str = ""
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+
+
 def _duration() -> float | None:
     field: float | None = attrs.field(default=None, metadata={"duration": True})
     return field
@@ -134,14 +151,98 @@ class Timeouts:
         return {k: v for k, v in attrs.asdict(self).items() if v is not None}
 
 
+#: addition (issue 18): the restic commands ``extra_args`` may add flags to.
+EXTRA_ARGS_COMMANDS = ("backup", "forget", "prune", "check", "copy", "restore", "init")
+
+
+def _args() -> tuple[str, ...] | None:
+    field: tuple[str, ...] | None = attrs.field(default=None)
+    return field
+
+
 @attrs.frozen(kw_only=True)
-class Backend(Credentials):
+class ExtraArgs:
+    """addition (issue 18): ``extra_args:``, restic flags added to one command.
+
+    None (absent) inherits: a backend's list for a command replaces the top-level
+    one for that command on that repository. Checked against the flags of the
+    restic present (:mod:`resticm_core.restic_options`).
+    """
+
+    backup: tuple[str, ...] | None = _args()
+    forget: tuple[str, ...] | None = _args()
+    prune: tuple[str, ...] | None = _args()
+    check: tuple[str, ...] | None = _args()
+    copy: tuple[str, ...] | None = _args()
+    restore: tuple[str, ...] | None = _args()
+    init: tuple[str, ...] | None = _args()
+
+    def for_command(self, command: str) -> tuple[str, ...]:
+        value: tuple[str, ...] | None = getattr(self, command, None)
+        return value or ()
+
+    def over(self, base: ExtraArgs) -> ExtraArgs:
+        """These lists, each absent one taken from *base*."""
+        return ExtraArgs(
+            **{
+                name: own if (own := getattr(self, name)) is not None else getattr(base, name)
+                for name in EXTRA_ARGS_COMMANDS
+            }
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RepositorySettings(Credentials):
+    """addition (issue 18): restic's settings for a repository, written once.
+
+    Top-level keys of :class:`Config` (every repository's default) and keys of a
+    :class:`Backend` (that one only: a set key beats the top-level one, ``options``
+    merge key by key, ``extra_args`` replace per command). A resolved
+    :class:`Repository` carries the effective values; :mod:`resticm_core.restic_options`
+    turns them into restic flags.
+    """
+
+    #: restic's ``-o key=value`` backend options (``s3.storage-class``...).
+    options: Mapping[str, str] = attrs.field(factory=dict)
+    #: ``--limit-upload`` / ``--limit-download``, KiB/s.
+    limit_upload: int | None = None
+    limit_download: int | None = None
+    #: ``--compression``: auto, off or max (repository format 2).
+    compression: str | None = None
+    #: ``--pack-size``, MiB.
+    pack_size: int | None = None
+    extra_args: ExtraArgs = attrs.field(factory=ExtraArgs)
+
+    def settings_over(self, base: RepositorySettings) -> dict[str, Any]:
+        """The restic settings of these keys over *base*'s (for :func:`attrs.evolve`)."""
+        scalars = ("limit_upload", "limit_download", "compression", "pack_size")
+        merged: dict[str, Any] = {
+            name: own if (own := getattr(self, name)) is not None else getattr(base, name)
+            for name in scalars
+        }
+        merged["options"] = {**base.options, **self.options}
+        merged["extra_args"] = self.extra_args.over(base.extra_args)
+        return merged
+
+
+@attrs.frozen(kw_only=True)
+class Backend(RepositorySettings):
     """``backends.<name>``: a copy target (or a repository ``backend use`` selects)."""
 
     repository: str
     #: addition: ``resticm status`` is critical when this backend's newest snapshot
     #: is older (a duration); beats ``--max-age`` and the top-level ``max_age``.
     max_age: float | None = _duration()
+    #: addition (issue 18): this repository's own policy (:mod:`resticm_core.policy`).
+    #: A whole retention block: the keys it does not write are off, not inherited.
+    retention: BackendRetention | None = None
+    #: ``false``: append-only / object-lock storage: never forget nor prune here.
+    forget: bool | None = None
+    #: ``true``: prune after forget even without ``--prune``; ``false``: never.
+    prune: bool | None = None
+    #: ``true``: check in the default workflow even without ``--check``; ``false``: never.
+    check: bool | None = None
+    deep_check_interval_days: int | None = None
 
 
 #: Storage providers by repository URL scheme, and the variable prefixes of their
@@ -162,7 +263,7 @@ def storage_provider(url: str) -> str | None:
 
 
 @attrs.frozen(kw_only=True)
-class Repository(Credentials):
+class Repository(RepositorySettings):
     """A resolved repository: the primary or a backend, with its credentials."""
 
     #: ``primary`` or the backend's name.
@@ -174,8 +275,10 @@ class Repository(Credentials):
 
     @classmethod
     def of(cls, name: str, url: str, credentials: Credentials) -> Repository:
-        """The repository *name* at *url* with the credentials of *credentials*."""
-        fields = {a.name: getattr(credentials, a.name) for a in attrs.fields(Credentials)}
+        """The repository *name* at *url* with the credentials of *credentials* (and its
+        restic settings, when it has some)."""
+        keys = RepositorySettings if isinstance(credentials, RepositorySettings) else Credentials
+        fields = {a.name: getattr(credentials, a.name) for a in attrs.fields(keys)}
         return cls(name=name, url=url, **fields)
 
 
@@ -260,8 +363,9 @@ class Logging:
 
 
 @attrs.frozen(kw_only=True)
-class Config(Credentials):
-    """A whole resticm configuration. Its :class:`Credentials` keys are the primary's."""
+class Config(RepositorySettings):
+    """A whole resticm configuration. Its :class:`Credentials` keys are the primary's,
+    its :class:`RepositorySettings` every repository's defaults."""
 
     repository: str
     directories: tuple[str, ...] = ()
@@ -269,6 +373,11 @@ class Config(Credentials):
     exclude_file: str = ""
     retention: Retention = attrs.field(factory=Retention)
     deep_check_interval_days: int = 30
+    #: addition (issue 18): every repository's default policy; a backend's own key
+    #: beats it (:mod:`resticm_core.policy`). ``forget: false``: never forget nor prune.
+    forget: bool = True
+    prune: bool | None = None
+    check: bool | None = None
     default_tags: tuple[str, ...] = ()
     backends: Mapping[str, Backend] = attrs.field(factory=dict)
     copy_to_backends: tuple[str, ...] = ()
@@ -336,7 +445,8 @@ class Config(Credentials):
         if name == PRIMARY:
             return self.primary_repository()
         backend = self.backends[name]
-        repository = Repository.of(name, backend.repository, backend)
+        settings = attrs.evolve(backend, **backend.settings_over(self))
+        repository = Repository.of(name, backend.repository, settings)
         return _inherit_storage_credentials(repository, self.primary_repository())
 
     def secrets(self) -> list[str]:

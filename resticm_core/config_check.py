@@ -44,6 +44,7 @@ class ConfigCheck:
 def check_config(config: Config, *, environ: Mapping[str, str]) -> ConfigCheck:
     """Run every static check a run would run, without running anything."""
     errors = [*hook_problems(config), *dump_problems(config)]
+    errors += _extra_args_problems(config, environ)
     warnings: list[str] = []
     copied = set(config.copy_to_backends)
     for key, repo in _repositories(config):
@@ -69,6 +70,13 @@ def check_config(config: Config, *, environ: Mapping[str, str]) -> ConfigCheck:
             f"exclude_file: {config.exclude_file} does not exist: the backup runs without it"
         )
     return ConfigCheck(errors=tuple(errors), warnings=tuple(warnings))
+
+
+def _extra_args_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """``extra_args`` flags the restic present does not know (issue 18)."""
+    from .restic_options import extra_args_problems, find_restic
+
+    return extra_args_problems(config, binary=find_restic(environ))
 
 
 def hook_problems(config: Config) -> list[str]:

@@ -498,7 +498,16 @@ def semantic_problems(
         *_copy_problems(config),
         *_range_problems(config),
         *_dump_problems(config),
+        *_issue18_problems(config),
     ]
+
+
+def _issue18_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    """Per-repository policy and restic settings (issue 18), checked in their modules."""
+    from .policy import policy_problems
+    from .restic_options import settings_problems
+
+    return [*policy_problems(config), *settings_problems(config)]
 
 
 def _repository_problems(

@@ -29,7 +29,9 @@ from .errors import UsageError
 from .lockcheck import verify_locks
 from .logcontext import log_context
 from .phases import Outcome, StepKind, StepResult
+from .policy import APPEND_ONLY, effective_policy, repository_steps
 from .restic import ResticResult, check_args, forget_args, printable_command
+from .restic_options import command_args
 from .state import DeepCheckState, default_state_dir, repository_id
 
 if TYPE_CHECKING:
@@ -197,16 +199,25 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
             chain.steps.append(_lock_step(run, repo))
         return result
 
+    policy = effective_policy(run.config, repo.name)
+    wanted = repository_steps(plan, run.options, policy)
+    if wanted.refused:
+        log.info(
+            "%s: %s not run: the repository's policy says never (%s)",
+            repo.name,
+            ", ".join(wanted.refused),
+            APPEND_ONLY if not policy.forget else "prune/check: false",
+        )
     if source is not None:
         copy = _copy_step(run, plan, repo, source, step)
         if copy.failed:
             log.warning("copy to %s failed: skipping its forget/prune/check", repo.name)
-            for kind, wanted in (
-                (StepKind.FORGET, plan.forget),
-                (StepKind.PRUNE, plan.prune),
-                (StepKind.CHECK, plan.check),
+            for kind, skipped in (
+                (StepKind.FORGET, wanted.forget),
+                (StepKind.PRUNE, wanted.prune),
+                (StepKind.CHECK, wanted.check),
             ):
-                if wanted:
+                if skipped:
                     chain.steps.append(
                         StepResult(
                             kind=kind,
@@ -216,24 +227,24 @@ def _chain(run: RunState, plan: Plan, repo: Repository, *, source: Repository | 
                         )
                     )
             return chain
-    if plan.forget:
-        retention = run.config.retention
+    if wanted.forget:
+        retention = policy.retention
         if retention.empty:
             chain.warnings.append(
                 f"retention policy is empty (every keep_* is 0): forget skipped on {repo.name}"
             )
         else:
-            policy = retention.forget_args()
-            host, prune = plan.forget_host, plan.forget_prune
+            policy_args = retention.forget_args()
+            host, prune = plan.forget_host, wanted.forget_prune
             step(
                 StepKind.FORGET,
-                [*forget_args(policy, host=host, prune=prune), "--json"],  # as Restic.forget
-                lambda: run.restic.forget(repo, policy, host=host, prune=prune),
+                [*forget_args(policy_args, host=host, prune=prune), "--json"],  # as Restic.forget
+                lambda: run.restic.forget(repo, policy_args, host=host, prune=prune),
             )
-    if plan.prune:
+    if wanted.prune:
         step(StepKind.PRUNE, ["prune"], lambda: run.restic.prune(repo))
-    if plan.check:
-        _check_step(run, repo, chain, step)
+    if wanted.check:
+        _check_step(run, repo, chain, step, policy.deep_check_interval_days)
     return chain
 
 
@@ -259,7 +270,9 @@ def _copy_step(
     args = ["copy", *(["--host", plan.copy_host] if plan.copy_host else [])]
     destination = copy_destination(repo, source)
     # The source goes through RESTIC_FROM_REPOSITORY: show it in the command line.
-    shown = printable_command(args, repo, {"RESTIC_FROM_REPOSITORY": source.url})
+    shown = printable_command(
+        command_args(args, repo), repo, {"RESTIC_FROM_REPOSITORY": source.url}
+    )
     return step(
         StepKind.COPY,
         args,
@@ -289,8 +302,9 @@ def _check_step(
     repo: Repository,
     chain: _Chain,
     step: _StepFn,
+    interval_days: int,
 ) -> None:
-    options, config = run.options, run.config
+    options = run.options
     state = DeepCheckState(options.state_dir or default_state_dir(run.environ))
     auto = (
         options.command == "full"
@@ -299,7 +313,7 @@ def _check_step(
     )
     deep = options.deep
     repo_id: str | None = None
-    if not deep and auto and config.deep_check_interval_days > 0:
+    if not deep and auto and interval_days > 0:
         if options.dry_run:
             log.info(
                 "[dry-run] the deep-check state would decide whether %s reads all data", repo.name
@@ -310,7 +324,7 @@ def _check_step(
                 chain.warnings.append(
                     f"cannot read the id of {repo.name}: deep-check state not consulted"
                 )
-            elif state.is_due(repo_id, config.deep_check_interval_days):
+            elif state.is_due(repo_id, interval_days):
                 log.info("deep check interval elapsed for %s: reading all data", repo.name)
                 deep = True
     subset = options.subset

@@ -442,7 +442,15 @@ def make_restic(
     cancel: threading.Event | None = None,
     progress: ProgressSink | None = None,
 ) -> Restic:
-    """The :class:`Restic` of a restore or browse command (the workflow's settings)."""
+    """The :class:`Restic` of a restore or browse command (the workflow's settings).
+
+    With the real restic, the config's ``extra_args`` are checked against it first
+    (:class:`~resticm_core.errors.ConfigError`, before any pre_restore hook runs).
+    """
+    if runner is None:
+        from .restic_options import verify_extra_args
+
+        verify_extra_args(config, environ=environ)
     runner = runner or SubprocessResticRunner(
         environ=environ,
         password_provider=registry.repository_password,

@@ -44,6 +44,7 @@ from .plugin_manager import PluginRegistry
 from .preflight import Probe, forget_record, probe
 from .progress import ProgressRunner, ProgressSink
 from .restic import Restic, ResticResult, ResticRunner, SubprocessResticRunner, backup_args
+from .restic_options import verify_extra_args
 from .run_state import COMMANDS, Interrupt, RunOptions, RunState
 from .secrets import Redactor
 from .snapshot_count import survey_snapshots
@@ -435,7 +436,9 @@ def run(
         (:class:`~resticm_core.progress.TerminalProgress` draws the CLI's line).
     :returns: a :class:`RunReport`; ``report.exit_code`` follows DESIGN §8. Expected
         failures are in the report, not raised; a held lock gives exit code 75.
-        Bad arguments (an unknown command or hook phase) raise :class:`UsageError`.
+        Bad arguments (an unknown command or hook phase) raise :class:`UsageError`;
+        an ``extra_args`` flag the restic present refuses raises :class:`ConfigError`
+        before the lock is taken (no hook runs).
 
     Runs in one process do not share anything: several may run at once in
     threads, each capturing only its own log records for its notifications.
@@ -467,6 +470,10 @@ def run(
         on_command=(lambda line: log.info("$ %s", line)) if verbose else None,
         children=children,
     )
+    if isinstance(restic_runner, SubprocessResticRunner):
+        # Before the lock and any hook (issue 18): a flag this restic does not know
+        # would fail the step after pre_backup stopped the services.
+        verify_extra_args(config, environ=environ, binary=restic_runner.binary)
     if progress is not None:
         restic_runner = ProgressRunner(restic_runner, progress)
     restic = Restic(

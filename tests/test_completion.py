@@ -62,7 +62,7 @@ def test_bash_completes_commands_actions_flags_and_choices(
     bash_script: Path, tmp_path: Path
 ) -> None:
     assert complete(bash_script, "ba") == ["backup", "backend"]
-    assert complete(bash_script, "config", "") == ["validate"]
+    assert complete(bash_script, "config", "") == ["validate", "schema", "show", "init"]
     assert complete(bash_script, "hooks", "run", "") == [
         "pre_backup", "post_backup", "on_success", "on_error", "finally",
     ]
@@ -100,7 +100,7 @@ def test_zsh_completes_through_bashcompinit(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.stdout.splitlines() == [
-        "pre_backup post_backup on_success on_error finally", "validate",
+        "pre_backup post_backup on_success on_error finally", "validate schema show init",
     ]
 
 
@@ -116,7 +116,7 @@ def test_fish_completes(tmp_path: Path) -> None:
         check=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
-        "validate", "--dry-run",
+        "init", "schema", "show", "validate", "--dry-run",
     ]
 
 

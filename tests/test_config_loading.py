@@ -673,7 +673,7 @@ def _yaml_blocks() -> list[str]:
 
 def test_documented_examples_load(tmp_path: Path, registry: PluginRegistry) -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 5
+    assert len(blocks) >= 2  # the later ones: tests/test_config_tools.py (issue 18)
     full = load(write(tmp_path / "full.yaml", blocks[0]), registry)
     assert full.copy_to_backends == ("offsite",)
     assert full.hooks.finally_[0].timeout == 600.0
@@ -741,7 +741,10 @@ def test_documented_jobs_variables_and_references_load(
     """configuration.md's "Several jobs, includes and variables" examples, as written."""
     from resticm_core.config_file import load_job_set
 
-    jobs_block, variables_block, references_block = _yaml_blocks()[2:5]
+    blocks = _yaml_blocks()
+    (jobs_block,) = [b for b in blocks if "\njobs:\n  web:" in b]
+    (variables_block,) = [b for b in blocks if "keep_daily: ${DAYS}" in b]
+    (references_block,) = [b for b in blocks if "password: ${credential:restic}" in b]
     write(tmp_path / "common.yaml", "host: web1\n")
     jobs = load_job_set(write(tmp_path / "config.yaml", jobs_block), registry=registry, environ={})
     web, db = jobs.jobs["web"], jobs.jobs["db"]

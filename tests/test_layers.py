@@ -45,6 +45,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "config_file",
         "config_check",
         "plugin_manager",
+        # issue 18
+        "policy",
+        "restic_options",
+        "config_schema",
+        "config_show",
+        "config_init",
         "config_merge",
         "config_interpolate",
         "config_sources",

@@ -19,6 +19,7 @@ from ..backoff import Backoff, pause
 from ..config import Repository
 from ..errors import ResticmError, ResticNotFoundError
 from ..phases import BackupSummary
+from ..restic_options import command_args
 from .environment import PasswordProvider, configured_password, printable_command
 from .errors import (
     FOREIGN_LOCK_HINT,
@@ -226,6 +227,7 @@ class Restic:
         native = retry is not None and self._has_retry_lock()
         if native:
             args = [command, "--retry-lock", f"{retry:.0f}s", *args[1:]]
+        args = command_args(args, repository)  # issue 18: options, limits, extra_args
         deadline = time.monotonic() + (retry or 0)
         lock_backoff = Backoff(self.retry_delay, cap=60.0)
         lock_retries = 0
@@ -295,7 +297,10 @@ class Restic:
             "" if streamed else " and running the command once more",
         )
         unlock = self.runner.execute(
-            ["unlock"], repository, timeout=self.timeouts.get("unlock"), cancel=self.cancel
+            command_args(["unlock"], repository),
+            repository,
+            timeout=self.timeouts.get("unlock"),
+            cancel=self.cancel,
         )
         if not unlock.ok:
             log.warning(
@@ -337,7 +342,7 @@ class Restic:
 
     def describe(self, args: Sequence[str], repository: Repository) -> str:
         """The printable command line ``restic -r <redacted url> <args>``."""
-        return printable_command(args, repository)
+        return printable_command(command_args(args, repository), repository)
 
     def version(self) -> tuple[int, int, int]:
         return self.runner.version()

@@ -27,6 +27,7 @@ from ..config import Repository
 from ..errors import ResticmError, ResticNotFoundError
 from ..inherited_env import scrubbed_environment
 from ..process import ProcessResult, run_process
+from ..restic_options import command_args
 from ..secrets import Redactor
 from .environment import PasswordProvider, child_environment, printable_command
 from .errors import (
@@ -265,7 +266,7 @@ class SubprocessResticRunner:
         dead processes, and locks older than 30 minutes.
         """
         process = run_process(
-            [binary, "unlock"],
+            [binary, *command_args(["unlock"], repository)],
             env=env,
             timeout=HOUSEKEEPING_TIMEOUT,
             kill_grace=self.kill_grace,
