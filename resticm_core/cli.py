@@ -64,6 +64,14 @@ def _global_options(suppress: bool) -> _Parser:
         help="print the run report as JSON on stdout (logs stay on stderr)",
     )
     group.add_argument(
+        "-j",
+        "--job",
+        default=default(None),
+        metavar="NAME",
+        help="the job of a config with jobs: (default: every job for backup and the "
+        "workflow commands; `resticm jobs` lists them)",
+    )
+    group.add_argument(
         "--progress",
         action="store_true",
         default=default(False),
@@ -184,6 +192,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     command("version", "print resticm's and restic's versions")
     command("plugins", "list the loaded plugins and the hook kinds they provide")
+    command("jobs", "list the jobs of the configuration (jobs:, conf.d)")
     config = command("config", "configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     validate = config_commands.add_parser(
@@ -443,7 +452,6 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
         from .schedule import run_schedule_command
 
         return run_schedule_command(args, env)
-    from .config_file import load_config
     from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
 
     registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
@@ -455,11 +463,29 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str], *, scrub: bool = Fa
         from .errors import UsageError
 
         raise UsageError("config validate --write needs --from-go")
-    config = load_config(args.config, registry=registry, environ=env)
+    from .config_file import load_job_set
+    from .jobs_cli import MULTI_JOB_COMMANDS, cmd_jobs, run_jobs
+
+    # A file with jobs: (issue 18) is one config per job; without, one config as always.
+    job_set = load_job_set(args.config, registry=registry, environ=env)
     if scrub:
         from .secrets import scrub_environment
 
-        scrub_environment(config.secrets())
+        scrub_environment([s for c in job_set.all_configs() for s in c.secrets()])
+    if command == "jobs":
+        return cmd_jobs(job_set, args)
+    label = f"config {args.config_command}" if command == "config" else command
+    if job_set.has_jobs and args.job is None and label in MULTI_JOB_COMMANDS:
+        return run_jobs(
+            label,
+            job_set,
+            args,
+            registry,
+            env,
+            run_one=_workflow_report,
+            print_summary=lambda report: _print_summary(report, args),
+        )
+    config = job_set.one(args.job, label)
     # validate prints its findings itself: each once, not also as log warnings.
     _setup_logging(config, args, warn=command != "config")
     if command == "config" and args.config_command == "show":
@@ -738,6 +764,20 @@ def _cmd_workflow(
 ) -> int:
     import json
 
+    report = _workflow_report(command, config, args, registry, env)
+    if args.progress_display is not None:
+        args.progress_display.close()  # the line cleared before the summary
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_summary(report, args)
+    return int(report.exit_code)
+
+
+def _workflow_report(
+    command: str, config: Any, args: argparse.Namespace, registry: Any, env: dict[str, str]
+) -> Any:
+    """Run *command* on *config* as the CLI does (signals, progress); the report."""
     from .workflow import RunOptions, run
 
     options = RunOptions(
@@ -772,16 +812,14 @@ def _cmd_workflow(
         progress=args.progress_display,
         output=_hook_output(),
     )
-    if args.progress_display is not None:
-        args.progress_display.close()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        from .report_text import summary_lines
+    return report
 
-        for line in summary_lines(report, steps=not args.quiet):
-            print(line, file=sys.stderr)
-    return report.exit_code
+
+def _print_summary(report: Any, args: argparse.Namespace) -> None:
+    from .report_text import summary_lines
+
+    for line in summary_lines(report, steps=not args.quiet):
+        print(line, file=sys.stderr)
 
 
 def _hide_run_finished_on_console() -> None:

@@ -484,7 +484,8 @@ def cmd_unlock(
     already (flock), and a live one belongs to a running resticm. Reported only.
     ``--restic`` runs ``restic unlock``, which removes stale restic locks only.
     """
-    lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
+    key = lock_key(config.source_path, config.repository, config.job)
+    lock = ProcessLock(key, lock_dir=lock_dir)
     failures = 0
     try:
         lock.acquire()
@@ -805,7 +806,7 @@ def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     Returns the arguments for resticm's parser and restic's arguments (None when
     the command is not ``run``).
     """
-    takes_value = {"-c", "--config", "--lock-wait", "-t", "--tag"}
+    takes_value = {"-c", "--config", "--lock-wait", "-t", "--tag", "-j", "--job"}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -824,7 +825,7 @@ def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 #: resticm's global flags that ``run`` takes as its own when they come before restic's
 #: first argument (the Go spelling ``resticm run -c CFG snapshots``); the value-taking ones.
-_RUN_GLOBALS_WITH_VALUE = ("-c", "--config", "--lock-wait")
+_RUN_GLOBALS_WITH_VALUE = ("-c", "--config", "--lock-wait", "-j", "--job")
 _RUN_GLOBALS = ("-v", "--verbose", "-n", "--dry-run")
 
 
@@ -836,7 +837,7 @@ def _leading_globals(rest: Sequence[str]) -> tuple[list[str], list[str]]:
         arg = rest[i]
         if arg in _RUN_GLOBALS_WITH_VALUE and i + 1 < len(rest):
             i += 2
-        elif arg in _RUN_GLOBALS or arg.startswith(("--config=", "--lock-wait=")):
+        elif arg in _RUN_GLOBALS or arg.startswith(("--config=", "--lock-wait=", "--job=")):
             i += 1
         else:
             break

@@ -407,7 +407,18 @@ class Config(RepositorySettings):
     #: addition: ``resticm status``: the primary's maximum snapshot age (a duration),
     #: beating ``--max-age``, and the default of backends that set none.
     max_age: float | None = _duration()
+    #: addition (issue 18): the systemd ``OnCalendar=`` of this job's timer
+    #: (``schedule install``); None: ``--on-calendar`` (default ``daily``).
+    schedule: str | None = None
 
+    #: The job's name when the file has ``jobs:`` (docs/configuration.md, "Several
+    #: jobs"); None for a file without. Not a YAML key: set by the loader.
+    job: str | None = attrs.field(default=None, metadata={"yaml": False})
+    #: Values that ``${env:...}``, ``${file:...}``, ``${credential:...}`` references
+    #: resolved to: secrets whatever key holds them. Not a YAML key.
+    resolved_secrets: tuple[str, ...] = attrs.field(
+        default=(), repr=False, metadata={"yaml": False}
+    )
     #: Where the config was read from; None for configs built from a mapping.
     #: Not a YAML key: set by ``load_config``.
     source_path: Path | None = attrs.field(default=None, metadata={"yaml": False})
@@ -446,7 +457,7 @@ class Config(RepositorySettings):
         notifier and dump source adds itself (a notifier's whole ``url``, a
         plugin's own secret keys).
         """
-        values = secret_values(self)
+        values = [*secret_values(self), *self.resolved_secrets]
         for provider in self.notifications.providers:
             values += provider.secrets()
         for dump in self.dumps:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import stat
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from cattrs.errors import CattrsError
@@ -32,8 +33,11 @@ from .config import Config, Credentials
 from .converter import flatten_errors, make_converter, show
 from .errors import ConfigError, ConfigValueError, KeyPath
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
-from .secrets import find_secrets
+from .secrets import MIN_SECRET_LENGTH, find_secrets
 from .trusted_path import Unsafe, describe_unsafe, open_trusted
+
+if TYPE_CHECKING:
+    from .jobs import JobSet
 
 #: Where root's configuration lives, and the second choice of other users.
 DEFAULT_ETC_DIR = Path("/etc/resticm")
@@ -60,6 +64,8 @@ RETENTION_COUNTS = (
 # A config nests about six levels; the limit turns a pathological file into a
 # located error instead of a RecursionError.
 _MAX_YAML_DEPTH = 100
+# ``${...}`` (issue 18): variables and secret references are no inline secret.
+_REFERENCES = re.compile(r"\$\{[^}]*\}")
 
 
 def _yaml() -> YAML:
@@ -235,9 +241,16 @@ def _inline_secret_lines(data: object) -> dict[str, int | None]:
     """Each :func:`inline_secrets` key and its 0-based line (None without positions)."""
     places: dict[str, int | None] = {}
     for secret in find_secrets(data):
+        if _is_reference(secret.value):
+            continue
         dotted, line = _locate(data, secret.path)
         places.setdefault(dotted or "the document", line)
     return places
+
+
+def _is_reference(value: str) -> bool:
+    """A value that is only ``${...}`` references (issue 18) holds no plaintext secret."""
+    return "${" in value and len(_REFERENCES.sub("", value).strip()) < MIN_SECRET_LENGTH
 
 
 def _inline_secret_places(data: object) -> list[str]:
@@ -374,9 +387,13 @@ def _path_problems(read: _Read, uid: int) -> list[str]:
     return messages
 
 
-def _parse(text: str, shown: str) -> object:
+def _parse(text: str, shown: str, *, preserve_quotes: bool = False) -> object:
+    """The parsed document; with *preserve_quotes*, quoted scalars come as ruamel's
+    ``*QuotedScalarString`` (a quoted ``"${VAR}"`` stays a string, issue 18)."""
+    yaml = _yaml()
+    yaml.preserve_quotes = preserve_quotes
     try:
-        return _yaml().load(text)
+        return yaml.load(text)
     except RecursionError:  # ruamel.yaml < 0.19 has no max_depth
         raise ConfigError([_too_deep(text, shown)]) from None
     except MarkedYAMLError as exc:
@@ -433,8 +450,19 @@ def _too_deep(text: str, shown: str) -> str:
 # -- validation -------------------------------------------------------------------
 
 
+class _Located(Protocol):
+    """A parsed document that locates key paths: :class:`_Document`, or a merged tree
+    (:class:`resticm_core.config_merge.LocatedTree`)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def data(self) -> object: ...
+    def error(self, problems: Iterable[tuple[KeyPath, str]]) -> ConfigError: ...
+
+
 def _structure(
-    doc: _Document,
+    doc: _Located,
     registry: PluginRegistry,
     *,
     base_dir: Path | None,
@@ -582,6 +610,7 @@ def load_config(
     registry: PluginRegistry | None = None,
     environ: Mapping[str, str] | None = None,
     check_permissions: bool = True,
+    job: str | None = None,
 ) -> Config:
     """Find, read, check and validate a configuration file.
 
@@ -592,25 +621,66 @@ def load_config(
         default ``os.environ``.
     :param check_permissions: refuse a file others could change or read secrets
         from (:func:`check_config_permissions`); library callers may turn it off.
+    :param job: the job to return of a file with ``jobs:`` (needed when it has
+        several; :func:`load_job_set` returns them all).
     :returns: the config, its ``source_path`` the file's real path.
     :raises ConfigError: with every problem, each ``file:line: key.path: message``.
     """
+    jobs = load_job_set(
+        path, registry=registry, environ=environ, check_permissions=check_permissions
+    )
+    return jobs.one(job, "load_config")
+
+
+def load_job_set(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    environ: Mapping[str, str] | None = None,
+    check_permissions: bool = True,
+) -> JobSet:
+    """Find and read a configuration with its includes and ``conf.d``: one config per job.
+
+    The parameters are :func:`load_config`'s. Includes, ``conf.d``, ``${...}`` and
+    ``jobs:`` (issue 18) are :mod:`resticm_core.config_sources`; a file using none of
+    them loads exactly as a single file always did. Every file is read and checked
+    here, by the rules of the main file.
+
+    :raises ConfigError: every problem, each ``file:line: key.path: message`` naming
+        the file it is in.
+    """
+    from .config_sources import build_job_set
+
     env = os.environ if environ is None else environ
     chosen, _also_found = find_config_path(path, environ=env)
-    shown = str(chosen)
-    uid = os.geteuid()
-    read = _read(chosen, shown, owners=frozenset(_allowed_owners(uid, env)))
-    real = read.real
-    data = _parse(read.text, shown)
-    if check_permissions:
-        problems = check_config_permissions(real, data, st=read.st, environ=env)
-        problems += _path_problems(read, uid)
-        if problems:
-            raise ConfigError(problems)
     if registry is None:
         registry = PluginRegistry.default(blocked=blocked_from_env(env.get(DISABLE_ENV)))
-    config = _structure(_Document(shown, data), registry, base_dir=real.parent, environ=env)
-    return _anchor_paths(attrs.evolve(config, source_path=real))
+    plugins = registry
+    uid = os.geteuid()
+    owners = frozenset(_allowed_owners(uid, env))
+
+    def read_file(file: Path, shown: str) -> tuple[object, Path]:
+        read = _read(file, shown, owners=owners)
+        data = _parse(read.text, shown, preserve_quotes=True)
+        if check_permissions:
+            problems = check_config_permissions(read.real, data, st=read.st, environ=env)
+            problems += _path_problems(read, uid)
+            if problems:
+                raise ConfigError(problems)
+        return data, read.real
+
+    base_dir = chosen.resolve().parent
+
+    def structure(tree: _Located, job: str | None, secrets: tuple[str, ...]) -> Config:
+        config = _structure(tree, plugins, base_dir=base_dir, environ=env)
+        real = chosen.resolve()
+        return _anchor_paths(
+            attrs.evolve(config, source_path=real, job=job, resolved_secrets=secrets)
+        )
+
+    return build_job_set(
+        chosen, read_file=read_file, structure=structure, registry=registry, environ=env
+    )
 
 
 def read_config_text(path: Path, *, environ: Mapping[str, str]) -> tuple[str, Path]:

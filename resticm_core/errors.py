@@ -39,6 +39,17 @@ class UsageError(ResticmError):
     exit_code = 2
 
 
+class SecretReferenceError(ResticmError):
+    """A ``${scheme:...}`` reference of the configuration cannot be resolved.
+
+    Raised by secret providers (:func:`resticm_core.hookspecs.resticm_secret_reference`);
+    the loader turns it into a located configuration error (exit 2). The message must
+    never contain the secret.
+    """
+
+    exit_code = 2
+
+
 class PluginError(ResticmError):
     """A plugin could not be loaded or two plugins claim the same kind."""
 

@@ -21,7 +21,7 @@ Arguments are never renamed or removed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -88,6 +88,27 @@ def resticm_repository_password(repository: Repository) -> str | None:
 
     :param repository: the repository (primary or backend) that needs a password.
     :returns: the password, or None to let the next plugin try.
+    """
+
+
+@hookspec(firstresult=True)
+def resticm_secret_reference(
+    scheme: str, reference: str, environ: Mapping[str, str]
+) -> str | None:
+    """Return the secret a ``${scheme:reference}`` in the configuration stands for, or None.
+
+    Called while the configuration is loaded, once per reference written in it
+    (``${file:/etc/resticm/s3.key}``: *scheme* ``file``, *reference*
+    ``/etc/resticm/s3.key``). The value returned is put in place of the reference
+    and added to what the run redacts. Raise
+    :class:`~resticm_core.errors.SecretReferenceError` with a message saying what is
+    wrong and how to fix it (the loader locates it: ``file:line: key: ${...}: message``).
+    Stops at first non-None result.
+
+    :param scheme: the word before the first ``:`` (``env``, ``file``, ``credential``...).
+    :param reference: the rest, up to the closing ``}``.
+    :param environ: the environment the configuration is loaded with.
+    :returns: the secret, or None when this plugin does not handle *scheme*.
     """
 
 

@@ -43,11 +43,19 @@ def default_lock_dir(euid: int | None = None) -> Path:
     return Path(f"/tmp/resticm-{uid}")
 
 
-def lock_key(config_path: Path | None, repository: str) -> str:
-    """A file-name-safe key: the config's real path, else the repository."""
+def lock_key(config_path: Path | None, repository: str, job: str | None = None) -> str:
+    """A file-name-safe key: the config's real path, else the repository.
+
+    :param job: the job of a config with ``jobs:``: each job has its own lock, so
+        two jobs of one file may run at once but not the same job twice.
+    """
     source = str(config_path.resolve()) if config_path else f"repository:{repository}"
+    if job is not None:
+        source += f"#job:{job}"
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     stem = (config_path.stem if config_path else "repository")[:40]
+    if job is not None:
+        stem = f"{stem}-{job}"[:60]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
     return f"{safe}-{digest}"
 

@@ -64,6 +64,11 @@ BUILTIN_PLUGINS: Mapping[str, str] = {
     "status_file": "resticm_core.builtins.status_file",
     "verify-files": "resticm_core.builtins.verify_files",
     "docker-stop": "resticm_core.builtins.docker_stop",
+    # issue 18: ${scheme:...} secret references in the config
+    "secret-env": "resticm_core.builtins.secret_env",
+    "secret-file": "resticm_core.builtins.secret_file",
+    "secret-systemd": "resticm_core.builtins.secret_credential",
+    "secret-keyring": "resticm_core.builtins.secret_keyring",
 }
 
 #: The plugin hooks called once per plugin (see the module docstring).
@@ -381,6 +386,18 @@ class PluginRegistry:
     def repository_password(self, repository: Repository) -> str | None:
         """The first non-None answer of the plugins, in pluggy's order (a firstresult hook)."""
         result: str | None = self.pm.hook.resticm_repository_password(repository=repository)
+        return result
+
+    def secret_reference(
+        self, scheme: str, reference: str, environ: Mapping[str, str]
+    ) -> str | None:
+        """The secret ``${scheme:reference}`` stands for; None when no plugin handles *scheme*.
+
+        :raises SecretReferenceError: a provider found the reference wrong.
+        """
+        result: str | None = self.pm.hook.resticm_secret_reference(
+            scheme=scheme, reference=reference, environ=environ
+        )
         return result
 
     def has_password_plugins(self) -> bool:

@@ -221,6 +221,8 @@ class RunState:
             "RESTICM_DRY_RUN": "1" if self.options.dry_run else "0",
             "RESTICM_HOST": self.config.hostname,
         }
+        if self.config.job is not None:  # issue 18: one hook script may serve several jobs
+            variables["RESTICM_JOB"] = self.config.job
         status = self.backup_status
         if phase is Phase.POST_BACKUP:
             # The guide's two values: a partial backup is a success with a marker.

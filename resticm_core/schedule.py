@@ -76,10 +76,22 @@ class Schedule:
     user: bool = False
     #: How to start resticm: an executable and its first arguments.
     executable: tuple[str, ...] = ()
+    #: addition (issue 18): the job of a config with ``jobs:`` this timer runs (``--job``).
+    job: str | None = None
+    #: addition (issue 18): ``NAME:PATH`` credentials systemd hands the run in
+    #: ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``), for ``${credential:NAME}``.
+    load_credentials: tuple[str, ...] = ()
+    #: The same, encrypted with ``systemd-creds encrypt`` (``LoadCredentialEncrypted=``).
+    load_credentials_encrypted: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise UsageError(f"schedule name {self.name!r}: use letters, digits, '-', '_', '.'")
+        for spec, option in (
+            *((c, "--load-credential") for c in self.load_credentials),
+            *((c, "--load-credential-encrypted") for c in self.load_credentials_encrypted),
+        ):
+            _check_credential(spec, option)
         if self.command not in SCHEDULE_COMMANDS:
             raise UsageError(
                 f"schedule command {self.command!r}: one of {', '.join(SCHEDULE_COMMANDS)}"
@@ -96,9 +108,25 @@ class Schedule:
         argv = list(self.executable or default_executable())
         if self.config:
             argv += ["--config", self.config]
+        if self.job:
+            argv += ["--job", self.job]
         if self.command != "default":
             argv.append(self.command)
         return argv
+
+
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,255}$")
+
+
+def _check_credential(spec: str, option: str) -> None:
+    """``NAME:PATH``, a name systemd accepts and an absolute path on one line."""
+    name, sep, path = spec.partition(":")
+    if not sep or not _CREDENTIAL_NAME.match(name) or name in (".", ".."):
+        raise UsageError(
+            f"{option} {spec!r}: expected NAME:PATH (NAME of letters, digits, '_', '-', '.')"
+        )
+    if not path.startswith("/") or "\n" in path or any(c.isspace() for c in path):
+        raise UsageError(f"{option} {spec!r}: PATH must be an absolute path without spaces")
 
 
 def default_executable() -> tuple[str, ...]:
@@ -124,7 +152,8 @@ def service_unit(schedule: Schedule) -> str:
     lines = [
         "# Written by `resticm schedule install`; see docs/scheduling.md for each setting.",
         "[Unit]",
-        f"Description=resticm {schedule.command} backup",
+        f"Description=resticm {schedule.command} backup"
+        + (f" of job {schedule.job}" if schedule.job else ""),
         "Documentation=man:restic(1)",
         # Remote repositories need the network; harmless for local ones.
         "After=network-online.target",
@@ -147,6 +176,10 @@ def service_unit(schedule: Schedule) -> str:
         "KillMode=mixed",
         "TimeoutStopSec=10min",
     ]
+    # Secrets for ${credential:NAME} (docs/scheduling.md): systemd reads them (as root,
+    # before dropping privileges) into a private $CREDENTIALS_DIRECTORY of this run.
+    lines += [f"LoadCredential={spec}" for spec in schedule.load_credentials]
+    lines += [f"LoadCredentialEncrypted={spec}" for spec in schedule.load_credentials_encrypted]
     if not schedule.user:
         # Namespace sandboxing needs a system manager (or user namespaces); every
         # setting here keeps the whole file system readable for the backup.
@@ -169,7 +202,9 @@ def timer_unit(schedule: Schedule) -> str:
         [
             "# Written by `resticm schedule install`; see docs/scheduling.md.",
             "[Unit]",
-            f"Description=resticm {schedule.command} backup ({schedule.on_calendar})",
+            f"Description=resticm {schedule.command} backup"
+            + (f" of job {schedule.job}" if schedule.job else "")
+            + f" ({schedule.on_calendar})",
             "",
             "[Timer]",
             f"OnCalendar={schedule.on_calendar}",
@@ -433,9 +468,25 @@ def add_schedule_parser(parser: argparse.ArgumentParser, common: argparse.Argume
     def what(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--on-calendar",
-            default="daily",
+            default=None,
             metavar="WHEN",
-            help="systemd OnCalendar expression (default: daily)",
+            help="systemd OnCalendar expression (default: the config's schedule:, else daily)",
+        )
+        sub.add_argument(
+            "--load-credential",
+            dest="load_credentials",
+            action="append",
+            default=[],
+            metavar="NAME:PATH",
+            help="LoadCredential= of the service, for ${credential:NAME} (repeatable)",
+        )
+        sub.add_argument(
+            "--load-credential-encrypted",
+            dest="load_credentials_encrypted",
+            action="append",
+            default=[],
+            metavar="NAME:PATH",
+            help="LoadCredentialEncrypted= (a systemd-creds encrypted file; repeatable)",
         )
         sub.add_argument(
             "--randomized-delay",
@@ -483,23 +534,41 @@ def add_schedule_parser(parser: argparse.ArgumentParser, common: argparse.Argume
     timing(remove)
 
 
-def _schedule_from(args: argparse.Namespace) -> Schedule:
+def _schedule_from(
+    args: argparse.Namespace, *, job: str | None = None, on_calendar: str | None = None
+) -> Schedule:
     config = getattr(args, "config", None)
     executable = getattr(args, "executable", None)
     return Schedule(
-        name=args.name,
-        on_calendar=getattr(args, "on_calendar", "daily"),
+        name=f"{args.name}-{job}" if job else args.name,
+        on_calendar=getattr(args, "on_calendar", None) or on_calendar or "daily",
         randomized_delay=getattr(args, "randomized_delay", "30min"),
         command=getattr(args, "schedule_run", "default"),
         config=str(Path(config).expanduser().resolve()) if config else None,
         user=args.user,
         executable=(executable,) if executable else (),
+        job=job,
+        load_credentials=tuple(getattr(args, "load_credentials", ())),
+        load_credentials_encrypted=tuple(getattr(args, "load_credentials_encrypted", ())),
     )
 
 
 def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """``resticm schedule install|show|remove``; returns the exit code."""
-    schedule = _schedule_from(args)
+    """``resticm schedule install|show|remove``; returns the exit code.
+
+    A config with ``jobs:`` gets one service and timer per job (issue 18), named
+    ``NAME-JOB`` and running ``resticm --job JOB``, each at its job's ``schedule:``.
+    """
+    from .schedule_jobs import job_schedules
+
+    schedules = job_schedules(args, environ, _schedule_from)
+    if len(schedules) == 1:
+        return _run_one(schedules[0], args, environ)
+    codes = [_run_one(schedule, args, environ) for schedule in schedules]
+    return max(codes)
+
+
+def _run_one(schedule: Schedule, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     unit_dir: Path | None = args.unit_dir
     directory = unit_dir or (user_unit_dir(environ) if schedule.user else SYSTEM_UNIT_DIR)
     action = args.schedule_command
@@ -517,7 +586,7 @@ def run_schedule_command(args: argparse.Namespace, environ: Mapping[str, str]) -
         return 0
     if action == "install":
         if schedule.config:
-            _validate_config(schedule.config, environ)
+            _validate_config(schedule.config, environ, schedule.job)
         check_with_systemd_analyze(schedule, environ)
         check_visible_to_service(schedule)
         if unit_dir is None:
@@ -600,13 +669,13 @@ def _remove(
     return 0
 
 
-def _validate_config(path: str, environ: Mapping[str, str]) -> None:
+def _validate_config(path: str, environ: Mapping[str, str], job: str | None = None) -> None:
     """Refuse to schedule a config that would fail every night (ConfigError: exit 2)."""
     from .config_check import check_config
-    from .config_file import load_config
+    from .config_file import load_job_set
     from .errors import ConfigError
 
-    config = load_config(path, environ=environ)
+    config = load_job_set(path, environ=environ).one(job, "schedule install")
     found = check_config(config, environ=environ)
     if not found.ok:
         raise ConfigError(

@@ -506,7 +506,8 @@ def run(
         notify_success=opts.notify_success,
         redactor=redactor,
     )
-    lock = ProcessLock(lock_key(config.source_path, config.repository), lock_dir=lock_dir)
+    key = lock_key(config.source_path, config.repository, config.job)
+    lock = ProcessLock(key, lock_dir=lock_dir)
     with capture_logs(notify.log_tail):
         report = _locked_run(
             state, notify, lock, handle_signals=handle_signals, subreaper=subreaper

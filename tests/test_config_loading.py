@@ -733,3 +733,36 @@ def test_a_crashing_plugin_check_is_a_warning_not_a_crash(tmp_path: Path) -> Non
     assert config_warnings(config) == [
         "hooks.pre_backup[0]: check() of hook kind 'flaky' crashed: RuntimeError: bug in plugin"
     ]
+
+
+def test_documented_jobs_variables_and_references_load(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    """configuration.md's "Several jobs, includes and variables" examples, as written."""
+    from resticm_core.config_file import load_job_set
+
+    blocks = _yaml_blocks()
+    (jobs_block,) = [b for b in blocks if "\njobs:\n  web:" in b]
+    (variables_block,) = [b for b in blocks if "keep_daily: ${DAYS}" in b]
+    (references_block,) = [b for b in blocks if "password: ${credential:restic}" in b]
+    write(tmp_path / "common.yaml", "host: web1\n")
+    jobs = load_job_set(write(tmp_path / "config.yaml", jobs_block), registry=registry, environ={})
+    web, db = jobs.jobs["web"], jobs.jobs["db"]
+    assert (web.host, web.schedule, db.schedule) == ("web1", "*-*-* 02:30", "hourly")
+    assert (db.retention.keep_daily, db.retention.keep_weekly) == (30, 4)
+    assert (web.default_tags, db.default_tags, db.exclude_patterns) == (("nightly",), ("db",), ())
+    assert jobs.run_jobs == ("web", "db")
+    text = "password: pw-123456\n" + variables_block
+    variables = load(write(tmp_path / "vars.yaml", text), registry, environ={"DAYS": "7"})
+    assert variables.retention.keep_daily == 7 and variables.repository.endswith("/web1")
+    secret = write(tmp_path / "s3.secret", "the-s3-secret\n")
+    write(tmp_path / "creds" / "restic", "pw-from-systemd")
+    write(tmp_path / "creds" / "slack-url", "https://hooks.slack.com/services/T0/B0/XYZ")
+    text = "repository: /r\n" + references_block.replace("/etc/resticm/s3.secret", str(secret))
+    config = load(
+        write(tmp_path / "refs.yaml", text, mode=0o644),
+        registry,
+        environ={"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")},
+    )
+    assert (config.password, config.aws_secret_access_key) == ("pw-from-systemd", "the-s3-secret")
+    assert "https://hooks.slack.com/services/T0/B0/XYZ" in config.secrets()

@@ -453,6 +453,10 @@ ntfy           resticm-core           {v:<10} notifier:ntfy
 prometheus     resticm-core           {v:<10} -
 python         resticm-core           {v:<10} hook:python
 script         resticm-core           {v:<10} hook:script
+secret-env     resticm-core           {v:<10} -
+secret-file    resticm-core           {v:<10} -
+secret-keyring resticm-core           {v:<10} -
+secret-systemd resticm-core           {v:<10} -
 slack          resticm-core           {v:<10} notifier:slack
 status_file    resticm-core           {v:<10} -
 uptime_kuma    resticm-core           {v:<10} notifier:uptime_kuma
