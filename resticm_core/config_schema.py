@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 import attrs
 
 from .config import Config
+from .config_sources import INCLUDE_KEY, JOBS_KEY, RUN_JOBS_KEY
 from .converter import _is_duration_field
 from .dumps import DumpSource
 from .hooks import Hook
@@ -196,6 +197,25 @@ def config_schema(registry: PluginRegistry) -> dict[str, Any]:
     """The JSON Schema of a configuration file, with *registry*'s plugin kinds."""
     builder = _Builder(registry)
     root = {**builder.object_schema(Config), "type": "object"}
+    # A job inherits every key it does not set, so none is required of it; file-level
+    # keys (include, jobs, run_jobs) belong to the file, not to a job.
+    job = {k: v for k, v in root.items() if k != "required"}
+    job["type"] = ["object", "null"]
+    builder.defs["job"] = job
+    strings = {"type": "array", "items": {"type": "string"}}
+    root["properties"] = {
+        **root["properties"],
+        INCLUDE_KEY: {
+            "description": "Files merged under this one, relative to it.",
+            "oneOf": [{"type": "string"}, strings],
+        },
+        JOBS_KEY: {
+            "description": "Named jobs, each inheriting every key it does not set.",
+            "type": "object",
+            "additionalProperties": {"$ref": "#/$defs/job"},
+        },
+        RUN_JOBS_KEY: {"description": "The jobs a run without -j runs, in order.", **strings},
+    }
     return {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,

@@ -105,6 +105,25 @@ def test_the_schema_knows_the_go_forms_and_the_new_keys(
     assert errors(validator, data) == []
 
 
+
+def test_the_schema_knows_jobs_includes_and_run_jobs(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    """A job inherits (needs no repository of its own); a typo inside a job is still one."""
+    data = {
+        **BASE,
+        "include": ["common.yaml"],
+        "run_jobs": ["web"],
+        "jobs": {"web": {"directories": ["/srv/www"], "schedule": "*-*-* 02:30"}, "db": None},
+    }
+    assert errors(validator, data) == []
+    assert errors(validator, {**BASE, "include": "common.yaml"}) == []
+    typo = errors(validator, {**BASE, "jobs": {"web": {"directorys": ["/srv"]}}})
+    assert any("'directorys' was unexpected" in e for e in typo), typo
+    nested = errors(validator, {**BASE, "jobs": {"web": {"jobs": {}}}})
+    assert any("'jobs' was unexpected" in e for e in nested), nested
+
+
 def test_plugin_kinds_are_in_the_schema() -> None:
     @attrs.frozen(kw_only=True)
     class Probe(Hook):
