@@ -29,7 +29,9 @@ from .config import PRIMARY, Config, Repository
 from .config_file import CONTEXT_FILE, DEFAULT_ETC_DIR
 from .display import format_bytes
 from .errors import LockHeldError, ResticmError, UsageError
+from .json_values import to_json_dict
 from .locking import ProcessLock, lock_key
+from .phases import Phase
 from .restic import (
     Restic,
     ResticErrorKind,
@@ -292,14 +294,7 @@ def info_document(
     """Everything ``resticm info`` shows, as data. Never a secret value."""
     retention = config.retention
     policy = {
-        "keep_last": retention.keep_last,
-        "keep_within": retention.keep_within,
-        "keep_hourly": retention.keep_hourly,
-        "keep_daily": retention.keep_daily,
-        "keep_weekly": retention.keep_weekly,
-        "keep_monthly": retention.keep_monthly,
-        "keep_yearly": retention.keep_yearly,
-        "keep_tags": list(retention.keep_tags),
+        **to_json_dict(retention),
         "group_by": retention.group_by or "host,paths (restic's default)",
     }
     backends = {}
@@ -312,16 +307,8 @@ def info_document(
             "env": sorted(backend.env),
         }
     hooks = {
-        phase: [h.describe() for h in config.hooks.for_phase(phase)]
-        for phase in (
-            "pre_backup",
-            "post_backup",
-            "on_success",
-            "on_error",
-            "finally",
-            "pre_restore",
-            "post_restore",
-        )
+        phase.value: [h.describe() for h in config.hooks.for_phase(phase)]
+        for phase in Phase
     }
     primary = config.primary_repository()
     return {

@@ -30,6 +30,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from .config import Config, Credentials
+from .config_merge import line_of, own_line
 from .converter import flatten_errors, make_converter, show
 from .errors import ConfigError, ConfigValueError, KeyPath
 from .plugin_manager import DISABLE_ENV, PluginRegistry, blocked_from_env
@@ -294,7 +295,7 @@ def _locate(data: object, path: KeyPath) -> tuple[str, int | None]:
     """
     dotted = ""
     node: object = data
-    line = _own_line(data)
+    line = own_line(data)
     for part in path:
         child, child_line, is_index = _step(node, part)
         if is_index:
@@ -313,29 +314,12 @@ def _step(node: object, part: Hashable) -> tuple[object, int | None, bool]:
     if isinstance(node, list | tuple) and isinstance(part, int) and is_index:
         if not 0 <= part < len(node):
             return _MISSING, None, True
-        return node[part], _line_of(node, "item", part), True
+        return node[part], line_of(node, "item", part), True
     if isinstance(node, Mapping):
         if part not in node:
             return _MISSING, None, False
-        return node[part], _line_of(node, "key", part), False
+        return node[part], line_of(node, "key", part), False
     return _MISSING, None, is_index
-
-
-def _line_of(node: object, how: str, part: Hashable) -> int | None:
-    lc = getattr(node, "lc", None)
-    if lc is None:  # plain dicts and lists (config_from_dict) have no positions
-        return None
-    try:
-        position = getattr(lc, how)(part)
-    except (KeyError, IndexError, TypeError):  # merged (<<) keys have no own position
-        return None
-    return int(position[0]) if position else None
-
-
-def _own_line(node: object) -> int | None:
-    lc = getattr(node, "lc", None)
-    line = getattr(lc, "line", None)
-    return line if isinstance(line, int) else None
 
 
 # -- reading ----------------------------------------------------------------------

@@ -84,7 +84,7 @@ def from_yaml(
     line: int | None = None,
 ) -> Node:
     """The :class:`Node` tree of parsed YAML *data* (ruamel's round-trip types)."""
-    line = _own_line(data) if line is None else line
+    line = own_line(data) if line is None else line
     origin = Origin(source, line, path)
     reset = _tag_of(data) == RESET_TAG
     if isinstance(data, TaggedScalar) and reset:
@@ -95,7 +95,7 @@ def from_yaml(
     if isinstance(data, Mapping):
         children: dict[Hashable, Node] = {}
         for key in data:
-            child_line = _line_of(data, "key", key)
+            child_line = line_of(data, "key", key)
             children[key] = from_yaml(
                 data[key],
                 source,
@@ -107,7 +107,7 @@ def from_yaml(
     if isinstance(data, list | tuple):
         items = []
         for index, item in enumerate(data):
-            item_line = _line_of(data, "item", index)
+            item_line = line_of(data, "item", index)
             items.append(
                 from_yaml(
                     item,
@@ -217,9 +217,10 @@ def _tag_of(data: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _line_of(node: object, how: str, part: Hashable) -> int | None:
+def line_of(node: object, how: str, part: Hashable) -> int | None:
+    """The 0-based line ruamel recorded for *part* of *node* (``key``/``item``), if any."""
     lc = getattr(node, "lc", None)
-    if lc is None:
+    if lc is None:  # plain dicts and lists (config_from_dict) have no positions
         return None
     try:
         position = getattr(lc, how)(part)
@@ -228,7 +229,8 @@ def _line_of(node: object, how: str, part: Hashable) -> int | None:
     return int(position[0]) if position else None
 
 
-def _own_line(node: object) -> int | None:
+def own_line(node: object) -> int | None:
+    """The 0-based line *node* itself starts on, if ruamel recorded it."""
     lc = getattr(node, "lc", None)
     line = getattr(lc, "line", None)
     return line if isinstance(line, int) else None

@@ -27,6 +27,7 @@ from .config_merge import LocatedTree, Node, Origin, from_yaml, merge, merge_all
 from .converter import show
 from .errors import ConfigError
 from .jobs import JobSet
+from .phases import Phase
 from .plugin_manager import PluginRegistry
 
 #: ``read_file(path, shown)``: one file read, parsed (quotes kept) and checked like the
@@ -44,17 +45,7 @@ FILE_KEYS = (INCLUDE_KEY, JOBS_KEY, RUN_JOBS_KEY)
 CONF_D = "conf.d"
 #: Job names end up in unit names, lock files and tags: keep them plain.
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_PHASE_KEYS = frozenset(
-    {
-        "pre_backup",
-        "post_backup",
-        "on_success",
-        "on_error",
-        "finally",
-        "pre_restore",
-        "post_restore",
-    }
-)
+_PHASE_KEYS = frozenset(phase.value for phase in Phase)
 #: More would be a mistake, not a layout.
 _MAX_INCLUDE_DEPTH = 16
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .config import PRIMARY, Config, Retention
+from .json_values import to_json_dict
 
 if TYPE_CHECKING:
     from .errors import KeyPath
@@ -54,17 +55,7 @@ class RepositoryPolicy:
         """For ``resticm info`` (``--json`` too)."""
         retention = self.retention
         return {
-            "retention": {
-                "keep_last": retention.keep_last,
-                "keep_within": retention.keep_within,
-                "keep_hourly": retention.keep_hourly,
-                "keep_daily": retention.keep_daily,
-                "keep_weekly": retention.keep_weekly,
-                "keep_monthly": retention.keep_monthly,
-                "keep_yearly": retention.keep_yearly,
-                "keep_tags": list(retention.keep_tags),
-                "group_by": retention.group_by,
-            },
+            "retention": to_json_dict(retention),
             "retention_from": self.retention_from,
             "forget_arguments": retention.forget_args() if self.forget else [],
             "forget": self.forget,

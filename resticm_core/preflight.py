@@ -60,6 +60,7 @@ from .restic import (
     SubprocessResticRunner,
     configured_password,
 )
+from .state import repository_id
 
 log = logging.getLogger("resticm_core")
 
@@ -237,15 +238,6 @@ def _ok(repository: Repository, started: float) -> ResticResult:
     )
 
 
-def _config_id(stdout: str) -> str | None:
-    try:
-        value = json.loads(stdout)
-    except ValueError:
-        return None
-    found = value.get("id") if isinstance(value, dict) else None
-    return found if isinstance(found, str) else None
-
-
 def _tcp_refused(host: str, port: int, timeout: float) -> bool:
     try:
         socket.create_connection((host, port), timeout=timeout).close()
@@ -328,7 +320,7 @@ def _restic_probe(
     records: PasswordRecord | None,
 ) -> Probe:
     result = restic.cat_config(repository)
-    repo_id = _config_id(result.stdout) if result.ok else None
+    repo_id = repository_id(result.stdout) if result.ok else None
     if records is not None:
         if result.ok and fingerprint is not None:
             records.save(repository.url, {**fingerprint, "repository_id": repo_id})

@@ -7,16 +7,19 @@ suite runs in parallel under pytest-xdist.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -344,3 +347,33 @@ def sleeper() -> Iterator[int]:
     yield proc.pid
     proc.kill()
     proc.wait()
+
+
+def json_config(tmp_path: Path, source: Path, *, host: str, **keys: Any) -> Path:
+    """``tmp_path/config.yaml`` (JSON is YAML, mode 0600): a repository in
+    ``tmp_path/repo`` with the suite's password, *source* backed up as *host*, the log
+    in ``tmp_path/log``, then *keys* (which may replace any of those)."""
+    data: dict[str, Any] = {
+        "repository": str(tmp_path / "repo"),
+        "password": PASSWORD,
+        "directories": [str(source)],
+        "host": host,
+        "logging": {"file": str(tmp_path / "log" / "resticm.log")},
+        **keys,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(data, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def run_config(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m resticm_core -c CFG ARGS...``; the timeout only keeps a hang from
+    blocking the suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "resticm_core", "-c", str(cfg), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, hold_restic_lock, requires_restic, restic_env
+from .conftest import (
+    PASSWORD,
+    hold_restic_lock,
+    json_config,
+    requires_restic,
+    restic_env,
+    run_config,
+)
 
 pytestmark = [requires_restic, pytest.mark.restic]
 
@@ -72,18 +78,7 @@ def moto() -> Iterator[str]:
 
 
 def write_config(tmp_path: Path, source: Path, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "repository": str(tmp_path / "repo"),
-        "password": PASSWORD,
-        "directories": [str(source)],
-        "host": "mirror-host",
-        "logging": {"file": str(tmp_path / "log" / "resticm.log")},
-        **extra,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(data, indent=2))  # JSON is YAML
-    path.chmod(0o600)
-    return path
+    return json_config(tmp_path, source, host="mirror-host", **extra)
 
 
 def local_backend(tmp_path: Path, name: str, password: str = "backend-password") -> dict[str, Any]:
@@ -97,13 +92,7 @@ def ready_backend(tmp_path: Path, template: Path, name: str) -> dict[str, Any]:
 
 
 def resticm(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resticm_core", "-c", str(cfg), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_config(cfg, *args, env=env)
 
 
 def snapshots(url: str, password: str, cache: Path, **extra_env: str) -> list[dict[str, Any]]:

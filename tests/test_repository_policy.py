@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,17 @@ from resticm_core.mirror import make_plan
 from resticm_core.policy import effective_policy, repository_steps
 from resticm_core.run_state import RunOptions
 
-from .conftest import PASSWORD, requires_restic, restic_env
+from .conftest import PASSWORD, json_config, requires_restic, restic_env, run_config
 
 PASSWORD_KEYS = {"password": PASSWORD}
 
 
 def write_config(tmp_path: Path, source: Path, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "repository": str(tmp_path / "repo"),
-        **PASSWORD_KEYS,
-        "directories": [str(source)],
-        "host": "policy-host",
-        "logging": {"file": str(tmp_path / "log" / "resticm.log")},
-        **extra,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(data, indent=2))  # JSON is YAML
-    path.chmod(0o600)
-    return path
+    return json_config(tmp_path, source, host="policy-host", **extra)
 
 
 def resticm(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resticm_core", "-c", str(cfg), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_config(cfg, *args, env=env)
 
 
 def snapshot_count(repo: Path, cache: Path) -> int:

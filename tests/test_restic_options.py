@@ -8,12 +8,10 @@ restic is read from ``-v`` (the command line resticm prints) and from the effect
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +27,17 @@ from resticm_core.restic_options import (
     restic_flags,
 )
 
-from .conftest import PASSWORD, requires_restic, restic_env, restic_version
+from .conftest import PASSWORD, json_config, requires_restic, restic_env, restic_version, run_config
 
 RESTIC = shutil.which("restic")
 
 
 def write_config(tmp_path: Path, source: Path, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "repository": str(tmp_path / "repo"),
-        "password": PASSWORD,
-        "directories": [str(source)],
-        "host": "options-host",
-        "logging": {"file": str(tmp_path / "log" / "resticm.log")},
-        **extra,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(data, indent=2))
-    path.chmod(0o600)
-    return path
+    return json_config(tmp_path, source, host="options-host", **extra)
 
 
 def resticm(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resticm_core", "-c", str(cfg), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_config(cfg, *args, env=env)
 
 
 def command_lines(stderr: str, command: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, requires_restic, write_script
+from .conftest import PASSWORD, json_config, requires_restic, run_config, write_script
 from .test_mirror_sync import S3_ENV, moto  # noqa: F401  (the moto_server fixture)
 
 pytestmark = [requires_restic, pytest.mark.restic]
@@ -28,28 +28,11 @@ HOST = "restore-host"
 
 
 def write_config(tmp_path: Path, source: Path, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "repository": str(tmp_path / "repo"),
-        "password": PASSWORD,
-        "directories": [str(source)],
-        "host": HOST,
-        "logging": {"file": str(tmp_path / "log" / "resticm.log")},
-        **extra,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(data, indent=2))  # JSON is YAML
-    path.chmod(0o600)
-    return path
+    return json_config(tmp_path, source, host=HOST, **extra)
 
 
 def resticm(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resticm_core", "-c", str(cfg), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_config(cfg, *args, env=env)
 
 
 def make_tree(root: Path) -> Path:
