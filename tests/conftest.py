@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -377,3 +378,19 @@ def run_config(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.Complet
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture
+def restore_logger() -> Iterator[logging.Logger]:
+    """setup_logging reconfigures the process-wide ``resticm_core`` logger: put it back
+    (propagation, level, handlers), or caplog in later tests of this worker sees nothing."""
+    logger = logging.getLogger("resticm_core")
+    saved = (logger.propagate, logger.level, list(logger.handlers))
+    yield logger
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        if handler not in saved[2]:
+            handler.close()
+    logger.propagate, logger.level = saved[0], saved[1]
+    for handler in saved[2]:
+        logger.addHandler(handler)

@@ -19,6 +19,8 @@ from resticm_core.jobs import JobSet, overall_exit_code
 from resticm_core.plugin_manager import PluginRegistry
 from resticm_core.secrets import Redactor
 
+from .test_config_loading import write
+
 IS_ROOT = os.geteuid() == 0
 SECRET = "s3cr3t-from-a-file"
 
@@ -26,13 +28,6 @@ SECRET = "s3cr3t-from-a-file"
 @pytest.fixture(scope="module")
 def registry() -> PluginRegistry:
     return PluginRegistry.default()
-
-
-def write(path: Path, text: str, mode: int = 0o600) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    path.chmod(mode)
-    return path
 
 
 def jobs(path: Path, registry: PluginRegistry, **environ: str) -> JobSet:

@@ -24,21 +24,15 @@ SECRET = "s3cr3t-token-value"
 
 
 @pytest.fixture
-def logged(tmp_path: Path) -> Iterator[tuple[io.StringIO, Path]]:
+def logged(
+    tmp_path: Path, restore_logger: logging.Logger
+) -> Iterator[tuple[io.StringIO, Path]]:
+    """The CLI's logging into a string console and a log file; conftest's
+    restore_logger puts the process-wide logger back afterwards."""
     console = io.StringIO()
     log_file = tmp_path / "resticm.log"
-    logger = logging.getLogger(LOGGER_NAME)
-    saved = (logger.propagate, logger.level, list(logger.handlers))
     setup_logging(Logging(file=str(log_file)), redactor=Redactor([SECRET]), stream=console)
     yield console, log_file
-    # setup_logging reconfigures the process-wide logger: put it back as it was.
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        if handler not in saved[2]:
-            handler.close()
-    logger.propagate, logger.level = saved[0], saved[1]
-    for handler in saved[2]:
-        logger.addHandler(handler)
 
 
 def _sink() -> HookOutputLog:

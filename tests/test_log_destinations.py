@@ -17,26 +17,10 @@ import pytest
 
 from resticm_core.config import Logging
 from resticm_core.logcontext import ContextFilter, current_context, log_context
-from resticm_core.logs import LOGGER_NAME, setup_logging
+from resticm_core.logs import setup_logging
 from resticm_core.secrets import Redactor
 
 from .conftest import PASSWORD, requires_restic, write_script
-
-
-@pytest.fixture
-def restore_logger() -> Iterator[None]:
-    """setup_logging reconfigures the process-wide ``resticm_core`` logger: put it back
-    (propagation, level, handlers), or caplog in later tests of this worker sees nothing."""
-    logger = logging.getLogger(LOGGER_NAME)
-    saved = (logger.propagate, logger.level, list(logger.handlers))
-    yield
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        if handler not in saved[2]:
-            handler.close()
-    logger.propagate, logger.level = saved[0], saved[1]
-    for handler in saved[2]:
-        logger.addHandler(handler)
 
 
 def run_cli(cfg: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

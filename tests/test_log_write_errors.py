@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from resticm_core.config import Logging
-from resticm_core.logs import LOGGER_NAME, setup_logging
+from resticm_core.logs import setup_logging
 from resticm_core.secrets import Redactor
 
 from .conftest import PASSWORD, requires_restic, write_script
@@ -41,21 +41,6 @@ def dev_full_mode() -> Iterator[int]:
     yield mode
     if stat.S_IMODE(DEV_FULL.stat().st_mode) != mode:
         DEV_FULL.chmod(mode)
-
-
-@pytest.fixture
-def restore_logger() -> Iterator[logging.Logger]:
-    """setup_logging reconfigures the process-wide logger: put it back afterwards."""
-    logger = logging.getLogger(LOGGER_NAME)
-    saved = (logger.propagate, logger.level, list(logger.handlers))
-    yield logger
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        if handler not in saved[2]:
-            handler.close()
-    logger.propagate, logger.level = saved[0], saved[1]
-    for handler in saved[2]:
-        logger.addHandler(handler)
 
 
 def backup_with_log_on_dev_full(
